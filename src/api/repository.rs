@@ -1,0 +1,118 @@
+//! `ConfigHubRepository` (`source.confighub.com/v1beta1`): a ConfigHub space, a unit filter and a
+//! revision mode, turned by the controller into a Flux artifact.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Artifact;
+
+/// Default ConfigHub origin; the client appends `/api`, as `cub` does with `CONFIGHUB_URL`.
+pub const DEFAULT_URL: &str = "https://hub.confighub.com";
+/// Default per-reconcile timeout, as in Flux sources.
+pub const DEFAULT_TIMEOUT: &str = "60s";
+/// Flux's duration pattern (Go `time.Duration` without negative values or `us`/`ns`).
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+
+/// Pulls the units of a ConfigHub space into a checksummed tarball that Flux can apply.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "source.confighub.com",
+    version = "v1beta1",
+    kind = "ConfigHubRepository",
+    plural = "confighubrepositories",
+    shortname = "chr",
+    namespaced,
+    status = "ConfigHubRepositoryStatus",
+    category = "fluxcd",
+    printcolumn = r#"{"name":"Space","type":"string","jsonPath":".spec.space"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.artifact.revision"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigHubRepositorySpec {
+    /// ConfigHub origin, without `/api`.
+    #[serde(default = "default_url")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
+
+    /// Space slug or UUID.
+    #[schemars(length(min = 1, max = 128))]
+    pub space: String,
+
+    /// ConfigHub `where` expression selecting the units to include (all units when empty).
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub where_: Option<String>,
+
+    /// Which revision of each unit to pack.
+    #[serde(default)]
+    pub revision: RevisionMode,
+
+    /// Secret in the same namespace holding the ConfigHub token under key `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+
+    /// How often to check ConfigHub for changes.
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub interval: String,
+
+    /// Timeout for one reconcile (fetch, build and store).
+    #[serde(default = "default_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub timeout: String,
+
+    /// Stop reconciling; the last artifact keeps being served.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_url() -> String {
+    DEFAULT_URL.to_string()
+}
+
+fn default_timeout() -> String {
+    DEFAULT_TIMEOUT.to_string()
+}
+
+/// `Head` packs each unit's head revision; `LastReleased` its last released one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RevisionMode {
+    #[default]
+    Head,
+    LastReleased,
+}
+
+impl RevisionMode {
+    /// The human-readable part of an artifact revision, `head` in `head@sha256:...`.
+    pub fn revision_prefix(self) -> &'static str {
+        match self {
+            RevisionMode::Head => "head",
+            RevisionMode::LastReleased => "released",
+        }
+    }
+}
+
+/// A reference to a Secret in the object's own namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretReference {
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// What the controller last observed and produced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigHubRepositoryStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    /// The last `reconcile.fluxcd.io/requestedAt` value handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}

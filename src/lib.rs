@@ -1,0 +1,12 @@
+//! confighub-source-controller: makes ConfigHub a native Flux source.
+//!
+//! Data flows one way around a loop, and the modules follow it:
+//! [`confighub`] (API client) → [`source`] (reconciler: fetch → build → store → publish) →
+//! [`artifact`] (pure archive building) → [`http`] (artifact server, health, metrics) →
+//! kustomize-controller → cluster → drift → ConfigHub. [`hub`] is a local ConfigHub-compatible server
+//! and [`api`] holds the Kubernetes types.
+
+pub mod api;
+pub mod cli;
+pub mod http;
+pub mod telemetry;

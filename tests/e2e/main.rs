@@ -1,0 +1,7 @@
+//! End-to-end tests against a real control plane: etcd, kube-apiserver and Flux's kustomize-controller,
+//! built from their Go modules by hack/testbin.sh. One control plane is shared by the whole binary;
+//! each test works in a namespace of its own.
+
+mod support;
+
+mod smoke;

@@ -1,0 +1,9 @@
+//! Shared helpers for the end-to-end tests.
+
+pub mod artifact_server;
+pub mod cluster;
+pub mod kube_helpers;
+
+pub use artifact_server::*;
+pub use cluster::control_plane;
+pub use kube_helpers::*;
