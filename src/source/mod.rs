@@ -1,0 +1,4 @@
+//! The source reconciler: ConfigHubRepository → fetch → build → store → publish.
+
+pub mod conditions;
+pub mod duration;
