@@ -35,8 +35,27 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
+const STATE_PREFIX: &str = "chsc-e2e-";
+
+/// Removes state folders left by earlier test processes (a killed process cannot clean up after itself).
+fn remove_stale_state() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(STATE_PREFIX) else {
+            continue;
+        };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn start() -> Result<ControlPlane, String> {
-    let state_dir = std::env::temp_dir().join(format!("chsc-e2e-{}", std::process::id()));
+    remove_stale_state();
+    let state_dir = std::env::temp_dir().join(format!("{STATE_PREFIX}{}", std::process::id()));
     let script = repo_root().join("hack/dev-cluster.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script)
