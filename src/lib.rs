@@ -8,5 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod confighub;
 pub mod http;
+pub mod hub;
 pub mod telemetry;
