@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod confighub;
 pub mod http;
+pub mod hub;
 pub mod source;
 pub mod telemetry;
