@@ -24,6 +24,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print every CRD this project owns as YAML.
     Crds,
+    /// Pack local YAML files into an artifact exactly as the controller would.
+    Pack(PackArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -34,6 +36,35 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// `pack <folder-or-files>... --out <file>`: one unit per `*.yaml`/`*.yml` file (slug = file stem).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PackArgs {
+    /// Unit files, or folders whose `*.yaml`/`*.yml` files are read (not recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Where to write the tar.gz.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Space name stamped on the objects and recorded in the metadata.
+    #[arg(long, default_value = "local")]
+    pub space: String,
+    /// Space ID stamped on the objects.
+    #[arg(long, default_value = "")]
+    pub space_id: String,
+    /// Revision prefix.
+    #[arg(long, value_enum, default_value_t = PackMode::Head)]
+    pub mode: PackMode,
+    /// Revision number stamped on every object.
+    #[arg(long, default_value_t = 0)]
+    pub revision_num: i64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackMode {
+    Head,
+    Released,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +96,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Pack(args) => pack(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -81,6 +113,35 @@ pub fn main(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn pack(args: PackArgs) -> ExitCode {
+    let mode = match args.mode {
+        PackMode::Head => api::RevisionMode::Head,
+        PackMode::Released => api::RevisionMode::LastReleased,
+    };
+    let req = crate::artifact::pack::PackRequest {
+        inputs: args.inputs,
+        out: args.out,
+        space_name: args.space,
+        space_id: args.space_id,
+        mode_prefix: mode.revision_prefix(),
+        revision_num: args.revision_num,
+    };
+    match crate::artifact::pack::pack(&req) {
+        Ok(artifact) => {
+            println!("digest: {}", artifact.digest);
+            println!("revision: {}", artifact.revision);
+            println!("units: {}", artifact.unit_count);
+            println!("objects: {}", artifact.object_count);
+            println!("size: {}", artifact.bytes.len());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: pack: {err}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -7,6 +7,7 @@
 //! and [`api`] holds the Kubernetes types.
 
 pub mod api;
+pub mod artifact;
 pub mod cli;
 pub mod confighub;
 pub mod http;

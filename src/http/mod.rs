@@ -1,6 +1,8 @@
 //! The HTTP side of the controller on `--http-addr`: health probes and Prometheus metrics
 //! (and, later, the REST API).
 
+pub mod artifact_server;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

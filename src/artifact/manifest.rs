@@ -1,0 +1,568 @@
+//! One unit's YAML: parse (bounded), validate as Kubernetes objects, stamp provenance, re-serialise.
+//!
+//! Limits, and why:
+//! - [`MAX_UNIT_BYTES`] (8 MiB) per unit: ConfigHub units are single applications; anything bigger is a
+//!   mistake or an attack, and it keeps a 10,000-unit space within memory.
+//! - serde_yaml_ng itself refuses nesting deeper than 128 and more than 100 alias jumps per event, but
+//!   that still lets one alias to a large anchored list be repeated thousands of times (quadratic blow-up).
+//!   So values are built through a counting visitor: every expanded node costs 1 plus its scalar length,
+//!   and a document may cost at most `4 × unit size + 64 KiB` ([`expansion_budget`]). Alias-free YAML
+//!   always fits (each node takes at least one input byte), while a billion-laughs document fails after
+//!   a few thousand nodes, in microseconds.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+use serde_yaml_ng::value::{Tag, TaggedValue};
+use serde_yaml_ng::{Mapping, Value};
+
+use super::error::BuildError;
+
+/// Largest unit accepted, in bytes of YAML.
+pub const MAX_UNIT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Label carrying the unit slug (the key ConfigHub's own apply uses).
+pub const LABEL_UNIT_SLUG: &str = "confighub.com/UnitSlug";
+/// Annotation carrying the unit revision number, decimal.
+pub const ANNOTATION_REVISION_NUM: &str = "confighub.com/RevisionNum";
+/// Annotation carrying the space name.
+pub const ANNOTATION_SPACE_NAME: &str = "confighub.com/SpaceName";
+/// Annotation carrying the space UUID.
+pub const ANNOTATION_SPACE_ID: &str = "confighub.com/SpaceID";
+
+/// Identity of a Kubernetes object as kustomize sees it: duplicates of this make a build fail.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}", self.kind)?;
+        } else {
+            write!(f, "{}.{}", self.kind, self.group)?;
+        }
+        if self.namespace.is_empty() {
+            write!(f, " {}", self.name)
+        } else {
+            write!(f, " {}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// Provenance values stamped on every object of one unit.
+pub struct Stamp<'a> {
+    pub unit_slug: &'a str,
+    pub revision_num: i64,
+    pub space_name: &'a str,
+    pub space_id: &'a str,
+}
+
+/// A unit after processing: its file content and the objects it defines.
+#[derive(Debug)]
+pub struct ProcessedUnit {
+    /// Stamped documents as a `---`-separated YAML stream; empty when the unit had no objects.
+    pub yaml: Vec<u8>,
+    pub objects: Vec<ObjectKey>,
+}
+
+/// How much expansion one document of a unit of `unit_len` bytes may do.
+pub fn expansion_budget(unit_len: usize) -> u64 {
+    (unit_len as u64)
+        .saturating_mul(4)
+        .saturating_add(64 * 1024)
+}
+
+/// Parses, validates and stamps one unit. Never panics on any input.
+pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, BuildError> {
+    let unit = stamp.unit_slug;
+    if data.len() > MAX_UNIT_BYTES {
+        return Err(BuildError::UnitTooLarge {
+            unit: unit.to_string(),
+            size: data.len(),
+            limit: MAX_UNIT_BYTES,
+        });
+    }
+    let limit = expansion_budget(data.len());
+    let mut out = Vec::with_capacity(data.len() + 256);
+    let mut objects = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_slice(data).enumerate() {
+        let number = index + 1;
+        let budget = Budget {
+            remaining: Cell::new(limit),
+            exceeded: Cell::new(false),
+        };
+        let value = match (BoundedValue { budget: &budget }).deserialize(document) {
+            Ok(v) => v,
+            Err(_) if budget.exceeded.get() => {
+                return Err(BuildError::AliasExpansion {
+                    unit: unit.to_string(),
+                    document: number,
+                    limit,
+                });
+            }
+            Err(e) => {
+                return Err(BuildError::InvalidYaml {
+                    unit: unit.to_string(),
+                    document: number,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let invalid = |reason: String| BuildError::InvalidObject {
+            unit: unit.to_string(),
+            document: number,
+            reason,
+        };
+        let mut mapping = match value {
+            Value::Null => continue,
+            Value::Mapping(m) => m,
+            other => {
+                return Err(invalid(format!(
+                    "expected a Kubernetes object (a mapping), found {}",
+                    type_name(&other)
+                )));
+            }
+        };
+        let key = object_key(&mapping).map_err(invalid)?;
+        stamp_mapping(&mut mapping, stamp).map_err(invalid)?;
+        if !objects.is_empty() {
+            out.extend_from_slice(b"---\n");
+        }
+        let text = serde_yaml_ng::to_string(&Value::Mapping(mapping))
+            .map_err(|e| invalid(format!("cannot re-serialise the object: {e}")))?;
+        out.extend_from_slice(text.as_bytes());
+        objects.push(key);
+    }
+    Ok(ProcessedUnit { yaml: out, objects })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a sequence",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn required_str<'m>(map: &'m Mapping, field: &str, path: &str) -> Result<&'m str, String> {
+    match map.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(format!("{path} is empty")),
+        None | Some(Value::Null) => Err(format!("missing {path}")),
+        Some(other) => Err(format!(
+            "{path} must be a string, found {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn object_key(map: &Mapping) -> Result<ObjectKey, String> {
+    let api_version = required_str(map, "apiVersion", "apiVersion")?;
+    let kind = required_str(map, "kind", "kind")?;
+    let metadata = match map.get("metadata") {
+        Some(Value::Mapping(m)) => m,
+        None | Some(Value::Null) => return Err("missing metadata".into()),
+        Some(other) => {
+            return Err(format!(
+                "metadata must be a mapping, found {}",
+                type_name(other)
+            ));
+        }
+    };
+    let name = required_str(metadata, "name", "metadata.name")?;
+    let namespace = match metadata.get("namespace") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(format!(
+                "metadata.namespace must be a string, found {}",
+                type_name(other)
+            ));
+        }
+    };
+    // `apps/v1` → group `apps`; `v1` → the core group, "".
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    Ok(ObjectKey {
+        group: group.to_string(),
+        kind: kind.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// Sets the provenance label and annotations, creating `labels`/`annotations` when absent. Our keys
+/// overwrite whatever the unit had under the same names: they describe this artifact, not the input.
+fn stamp_mapping(map: &mut Mapping, stamp: &Stamp<'_>) -> Result<(), String> {
+    let Some(Value::Mapping(metadata)) = map.get_mut("metadata") else {
+        return Err("missing metadata".into());
+    };
+    let labels = sub_mapping(metadata, "labels")?;
+    labels.insert(
+        Value::String(LABEL_UNIT_SLUG.into()),
+        Value::String(stamp.unit_slug.into()),
+    );
+    let annotations = sub_mapping(metadata, "annotations")?;
+    annotations.insert(
+        Value::String(ANNOTATION_SPACE_NAME.into()),
+        Value::String(stamp.space_name.into()),
+    );
+    annotations.insert(
+        Value::String(ANNOTATION_SPACE_ID.into()),
+        Value::String(stamp.space_id.into()),
+    );
+    annotations.insert(
+        Value::String(ANNOTATION_REVISION_NUM.into()),
+        Value::String(stamp.revision_num.to_string()),
+    );
+    Ok(())
+}
+
+fn sub_mapping<'m>(metadata: &'m mut Mapping, field: &str) -> Result<&'m mut Mapping, String> {
+    let slot = metadata
+        .entry(Value::String(field.into()))
+        .or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Mapping(Mapping::new());
+    }
+    match slot {
+        Value::Mapping(m) => Ok(m),
+        other => Err(format!(
+            "metadata.{field} must be a mapping, found {}",
+            type_name(other)
+        )),
+    }
+}
+
+/// Node budget shared by one document's whole value tree.
+struct Budget {
+    remaining: Cell<u64>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn charge<E: de::Error>(&self, cost: usize) -> Result<(), E> {
+        let cost = (cost as u64).saturating_add(1);
+        match self.remaining.get().checked_sub(cost) {
+            Some(left) => {
+                self.remaining.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("alias expansion limit exceeded"))
+            }
+        }
+    }
+}
+
+/// Builds a `serde_yaml_ng::Value` like its own `Deserialize` impl does, charging the budget per node.
+/// Duplicate mapping keys are refused, as serde_yaml_ng's `Mapping` does.
+#[derive(Clone, Copy)]
+struct BoundedValue<'b> {
+    budget: &'b Budget,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        self.budget.charge(0)?;
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        self.budget.charge(0)?;
+        Ok(Value::Number(i.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        self.budget.charge(0)?;
+        Ok(Value::Number(u.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
+        self.budget.charge(0)?;
+        Ok(Value::Number(f.into()))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        self.budget.charge(s.len())?;
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        self.budget.charge(s.len())?;
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.budget.charge(0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.budget.charge(0)?;
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Sequence(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.budget.charge(0)?;
+        let mut mapping = Mapping::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            if mapping.contains_key(&key) {
+                let shown = match &key {
+                    Value::String(s) => s.clone(),
+                    other => type_name(other).to_string(),
+                };
+                return Err(de::Error::custom(format_args!(
+                    "duplicate mapping key {shown:?}"
+                )));
+            }
+            mapping.insert(key, value);
+        }
+        Ok(Value::Mapping(mapping))
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        // serde_yaml_ng presents `!tag value` as an enum whose variant is the tag.
+        let (tag, contents): (String, _) = data.variant()?;
+        self.budget.charge(tag.len())?;
+        let value = contents.newtype_variant_seed(self)?;
+        Ok(Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(tag),
+            value,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp() -> Stamp<'static> {
+        Stamp {
+            unit_slug: "web",
+            revision_num: 7,
+            space_name: "prod",
+            space_id: "1111-2222",
+        }
+    }
+
+    fn parse_back(yaml: &[u8]) -> Vec<Value> {
+        serde_yaml_ng::Deserializer::from_slice(yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn stamps_provenance_and_keeps_content() {
+        let src = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {app: web}\nspec:\n  replicas: 3\n  note: \"007\"\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: null}\n";
+        let unit = process_unit(src, &stamp()).unwrap();
+        assert_eq!(unit.objects.len(), 2);
+        assert_eq!(unit.objects[0].group, "apps");
+        assert_eq!(unit.objects[1].group, "");
+        assert_eq!(unit.objects[1].namespace, "default");
+        let docs = parse_back(&unit.yaml);
+        assert_eq!(docs.len(), 2);
+        for doc in &docs {
+            let md = &doc["metadata"];
+            assert_eq!(md["labels"][LABEL_UNIT_SLUG], Value::from("web"));
+            assert_eq!(md["annotations"][ANNOTATION_REVISION_NUM], Value::from("7"));
+            assert_eq!(
+                md["annotations"][ANNOTATION_SPACE_NAME],
+                Value::from("prod")
+            );
+            assert_eq!(
+                md["annotations"][ANNOTATION_SPACE_ID],
+                Value::from("1111-2222")
+            );
+        }
+        assert_eq!(docs[0]["metadata"]["labels"]["app"], Value::from("web"));
+        assert_eq!(docs[0]["spec"]["replicas"], Value::from(3));
+        assert_eq!(docs[0]["spec"]["note"], Value::from("007"));
+    }
+
+    #[test]
+    fn empty_unit_has_no_objects() {
+        let unit = process_unit(b"---\n# just a comment\n---\n", &stamp()).unwrap();
+        assert!(unit.objects.is_empty());
+        assert!(unit.yaml.is_empty());
+    }
+
+    #[test]
+    fn rejects_non_objects_with_unit_and_document() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"kind: A\nmetadata: {name: x}\n", "missing apiVersion"),
+            (b"apiVersion: v1\nmetadata: {name: x}\n", "missing kind"),
+            (b"apiVersion: v1\nkind: A\n", "missing metadata"),
+            (
+                b"apiVersion: v1\nkind: A\nmetadata: {}\n",
+                "missing metadata.name",
+            ),
+            (
+                b"apiVersion: v1\nkind: A\nmetadata: {name: 5}\n",
+                "metadata.name must be a string",
+            ),
+            (
+                b"apiVersion: 1\nkind: A\nmetadata: {name: x}\n",
+                "apiVersion must be a string",
+            ),
+            (b"- a\n- b\n", "found a sequence"),
+            (b"just text\n", "found a string"),
+            (
+                b"apiVersion: v1\nkind: A\nmetadata: {name: x, labels: [1]}\n",
+                "metadata.labels must be a mapping",
+            ),
+            (
+                b"apiVersion: v1\nkind: A\nmetadata: {name: x, namespace: {a: 1}}\n",
+                "metadata.namespace",
+            ),
+        ];
+        for (src, want) in cases {
+            let mut doc = b"apiVersion: v1\nkind: A\nmetadata: {name: ok}\n---\n".to_vec();
+            doc.extend_from_slice(src);
+            let err = process_unit(&doc, &stamp()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(err.contains("\"web\""), "{err}");
+            assert!(err.contains("document 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_unit() {
+        for src in [
+            &b"a: [1, 2\n"[..],
+            b"a: b: c\n",
+            b"a: 1\na: 2\n",
+            b"\xff\xfe\xfd",
+            b"key: \"unterminated\n",
+        ] {
+            let err = process_unit(src, &stamp()).unwrap_err();
+            assert!(matches!(err, BuildError::InvalidYaml { .. }), "{err:?}");
+            assert!(err.to_string().contains("\"web\""));
+        }
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_quickly() {
+        let bomb =
+            b"a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n\
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n\
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n\
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n\
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n\
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n\
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n\
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
+        let start = std::time::Instant::now();
+        let err = process_unit(bomb, &stamp()).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert!(err.to_string().contains("\"web\""), "{err}");
+        assert!(matches!(
+            err,
+            BuildError::InvalidYaml { .. } | BuildError::AliasExpansion { .. }
+        ));
+    }
+
+    #[test]
+    fn quadratic_alias_blowup_is_refused() {
+        // One anchored list of 20k scalars aliased 20k times: fine for serde_yaml_ng's jump limit,
+        // 400M nodes if expanded.
+        let mut src = String::from("a: &a [");
+        src.push_str(&"x,".repeat(20_000));
+        src.push_str("x]\nb: [");
+        src.push_str(&"*a,".repeat(20_000));
+        src.push_str("*a]\n");
+        let start = std::time::Instant::now();
+        let err = process_unit(src.as_bytes(), &stamp()).unwrap_err();
+        assert!(matches!(err, BuildError::AliasExpansion { .. }), "{err:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn modest_aliases_are_expanded() {
+        let src = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: &d {a: \"1\"}\nextra: *d\n";
+        let unit = process_unit(src, &stamp()).unwrap();
+        let docs = parse_back(&unit.yaml);
+        assert_eq!(docs[0]["extra"]["a"], Value::from("1"));
+    }
+
+    #[test]
+    fn oversized_unit_is_refused() {
+        let big = vec![b'#'; MAX_UNIT_BYTES + 1];
+        let err = process_unit(&big, &stamp()).unwrap_err();
+        assert!(matches!(err, BuildError::UnitTooLarge { .. }));
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic() {
+        let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_map = "a: ".repeat(5_000);
+        let inputs: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\0\0\0".to_vec(),
+            b"!!binary aGVsbG8=".to_vec(),
+            b"apiVersion: v1\nkind: A\nmetadata: !tag {name: x}\n".to_vec(),
+            b"? [a, b]\n: c\n".to_vec(),
+            b"*unknown_alias\n".to_vec(),
+            b"%YAML 9.9\n---\na: 1\n".to_vec(),
+            b"a: 99999999999999999999999999999999\n".to_vec(),
+            nested.into_bytes(),
+            deep_map.into_bytes(),
+            vec![0xEF, 0xBB, 0xBF, b'a', b':', b' ', b'1'],
+            (0u8..=255).collect(),
+        ];
+        for input in inputs {
+            let _ = process_unit(&input, &stamp());
+        }
+    }
+
+    #[test]
+    fn object_key_display_is_readable() {
+        let key = ObjectKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: "prod".into(),
+            name: "web".into(),
+        };
+        assert_eq!(key.to_string(), "Deployment.apps prod/web");
+    }
+}

@@ -1,0 +1,111 @@
+//! `confighub-source-controller pack`: the same build as the controller, from local files, for previews,
+//! CI checks and benchmarks. Each `*.yaml`/`*.yml` file is one unit whose slug is the file stem.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::build::{BuiltArtifact, build};
+use super::unit::{BuildContext, KUBERNETES_YAML, UnitInput};
+
+/// Inputs of one pack run, independent of the CLI parser.
+#[derive(Clone, Debug)]
+pub struct PackRequest {
+    /// Files and folders (folders are read non-recursively).
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub space_name: String,
+    pub space_id: String,
+    pub mode_prefix: &'static str,
+    /// Stamped as `confighub.com/RevisionNum` on every object (local files have no revision).
+    pub revision_num: i64,
+}
+
+/// Collects the unit files: folders contribute their `*.yaml`/`*.yml` files, named files are taken as is
+/// (and must have one of those extensions). Sorted by path so the order never depends on the directory.
+pub fn collect_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let md = fs::metadata(input).map_err(|e| format!("reading {}: {e}", input.display()))?;
+        if md.is_dir() {
+            let entries =
+                fs::read_dir(input).map_err(|e| format!("listing {}: {e}", input.display()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("listing {}: {e}", input.display()))?;
+                let path = entry.path();
+                if is_yaml(&path) && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+                    files.push(path);
+                }
+            }
+        } else if is_yaml(input) {
+            files.push(input.clone());
+        } else {
+            return Err(format!(
+                "{}: not a .yaml/.yml file or a folder",
+                input.display()
+            ));
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(OsStr::to_str),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Reads the files, builds, writes the archive atomically, and returns the artifact.
+pub fn pack(req: &PackRequest) -> Result<BuiltArtifact, String> {
+    let files = collect_files(&req.inputs)?;
+    if files.is_empty() {
+        return Err("no .yaml/.yml files found in the inputs".into());
+    }
+    let mut units = Vec::with_capacity(files.len());
+    for path in &files {
+        let slug = path
+            .file_stem()
+            .and_then(OsStr::to_str)
+            .ok_or_else(|| format!("{}: file name is not UTF-8", path.display()))?;
+        let data = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        units.push(UnitInput {
+            slug: slug.to_string(),
+            toolchain_type: KUBERNETES_YAML.to_string(),
+            revision_num: req.revision_num,
+            data,
+        });
+    }
+    let ctx = BuildContext {
+        space_name: req.space_name.clone(),
+        space_id: req.space_id.clone(),
+        mode_prefix: req.mode_prefix,
+    };
+    let artifact = build(&units, &ctx).map_err(|e| e.to_string())?;
+    write_atomically(&req.out, &artifact.bytes)?;
+    Ok(artifact)
+}
+
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file path", out.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = out.with_file_name(temp_name);
+    let result = fs::File::create(&temp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, out));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(format!("writing {}: {e}", out.display()));
+    }
+    Ok(())
+}
