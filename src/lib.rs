@@ -12,5 +12,6 @@ pub mod cli;
 pub mod confighub;
 pub mod http;
 pub mod hub;
+pub mod run;
 pub mod source;
 pub mod telemetry;

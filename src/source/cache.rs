@@ -22,7 +22,10 @@ pub fn data_hash(bytes: &[u8]) -> String {
 
 /// A cache key must be 64 lowercase hex digits: nothing else ever becomes a path.
 fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// ConfigHub ids are UUIDs; refuse anything else as a path segment.
@@ -73,22 +76,40 @@ impl UnitDataCache {
         if !valid_id(unit_id) {
             return None;
         }
-        let text = std::fs::read_to_string(self.root.join("revisions").join(unit_id).join(num.to_string())).ok()?;
+        let text = std::fs::read_to_string(
+            self.root
+                .join("revisions")
+                .join(unit_id)
+                .join(num.to_string()),
+        )
+        .ok()?;
         let hash = text.trim().to_string();
         valid_hash(&hash).then_some(hash)
     }
 
     pub fn put_revision_hash(&self, unit_id: &str, num: i64, hash: &str) -> std::io::Result<()> {
         if !valid_id(unit_id) || !valid_hash(hash) {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid unit id or data hash"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "invalid unit id or data hash",
+            ));
         }
-        write_atomic(&self.root.join("revisions").join(unit_id).join(num.to_string()), hash.as_bytes())
+        write_atomic(
+            &self
+                .root
+                .join("revisions")
+                .join(unit_id)
+                .join(num.to_string()),
+            hash.as_bytes(),
+        )
     }
 }
 
 /// Temp file in the same directory, then rename: readers never see half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
@@ -110,7 +131,10 @@ mod tests {
     #[test]
     fn round_trips_and_survives_a_new_instance() {
         let dir = tempfile::tempdir().unwrap();
-        let hash = UnitDataCache::new(dir.path()).unwrap().put(b"kind: ConfigMap\n").unwrap();
+        let hash = UnitDataCache::new(dir.path())
+            .unwrap()
+            .put(b"kind: ConfigMap\n")
+            .unwrap();
         let again = UnitDataCache::new(dir.path()).unwrap();
         assert_eq!(again.get(&hash).unwrap(), b"kind: ConfigMap\n");
         assert_eq!(hash, data_hash(b"kind: ConfigMap\n"));

@@ -49,21 +49,22 @@ const FAILURE_TYPES: [&str; 3] = [FETCH_FAILED, BUILD_FAILED, STORAGE_OPERATION_
 /// New conditions for `outcome`, keeping `lastTransitionTime` of conditions whose status did not change.
 pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<Condition> {
     let mut next: Vec<Condition> = Vec::new();
-    let set = |next: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: String| {
-        let transition = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.clone());
-        next.push(Condition {
-            type_: type_.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message,
-            observed_generation: Some(outcome.generation),
-            last_transition_time: transition,
-        });
-    };
+    let set =
+        |next: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: String| {
+            let transition = previous
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            next.push(Condition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+                message,
+                observed_generation: Some(outcome.generation),
+                last_transition_time: transition,
+            });
+        };
 
     match &outcome.failure {
         None => {
@@ -80,9 +81,21 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
             if let Some(revision) = &outcome.served_revision {
                 message.push_str(&format!(" (still serving revision '{revision}')"));
             }
-            set(&mut next, READY, "False", failure.step.condition_type(), message);
+            set(
+                &mut next,
+                READY,
+                "False",
+                failure.step.condition_type(),
+                message,
+            );
             if failure.stalled {
-                set(&mut next, STALLED, "True", &failure.reason, failure.message.clone());
+                set(
+                    &mut next,
+                    STALLED,
+                    "True",
+                    &failure.reason,
+                    failure.message.clone(),
+                );
             }
         }
     }
@@ -96,17 +109,31 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
         );
     }
     if let Some(failure) = &outcome.failure {
-        set(&mut next, failure.step.condition_type(), "True", &failure.reason, failure.message.clone());
+        set(
+            &mut next,
+            failure.step.condition_type(),
+            "True",
+            &failure.reason,
+            failure.message.clone(),
+        );
     }
-    debug_assert!(next.iter().filter(|c| FAILURE_TYPES.contains(&c.type_.as_str())).count() <= 1);
+    debug_assert!(
+        next.iter()
+            .filter(|c| FAILURE_TYPES.contains(&c.type_.as_str()))
+            .count()
+            <= 1
+    );
     next
 }
 
 /// The single condition written when a reconcile starts on a new generation, so kstatus and
 /// `kubectl wait` see work in progress.
 pub fn reconciling(previous: &[Condition], generation: i64, now: &Time) -> Vec<Condition> {
-    let mut next: Vec<Condition> =
-        previous.iter().filter(|c| c.type_ != RECONCILING).cloned().collect();
+    let mut next: Vec<Condition> = previous
+        .iter()
+        .filter(|c| c.type_ != RECONCILING)
+        .cloned()
+        .collect();
     next.push(Condition {
         type_: RECONCILING.to_string(),
         status: "True".to_string(),
@@ -131,7 +158,12 @@ mod tests {
     }
 
     fn success(revision: &str) -> Outcome {
-        Outcome { generation: 2, served_revision: Some(revision.into()), failure: None, notes: vec![] }
+        Outcome {
+            generation: 2,
+            served_revision: Some(revision.into()),
+            failure: None,
+            notes: vec![],
+        }
     }
 
     #[test]
@@ -148,7 +180,10 @@ mod tests {
         let before = summarize(&[], &failed, &at(1));
         let after = summarize(&before, &success("head@sha256:bb"), &at(2));
         let ready = find(&after, READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Succeeded"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Succeeded")
+        );
         assert!(ready.message.contains("head@sha256:bb"));
         assert!(find(&after, FETCH_FAILED).is_none());
         assert_eq!(find(&after, ARTIFACT_IN_STORAGE).unwrap().status, "True");
@@ -168,11 +203,20 @@ mod tests {
         };
         let conditions = summarize(&[], &outcome, &at(1));
         let ready = find(&conditions, READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "BuildFailed"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "BuildFailed")
+        );
         assert!(ready.message.contains("unit 'web'") && ready.message.contains("head@sha256:aa"));
         let build = find(&conditions, BUILD_FAILED).unwrap();
-        assert_eq!((build.status.as_str(), build.reason.as_str()), ("True", "InvalidUnit"));
-        assert_eq!(find(&conditions, ARTIFACT_IN_STORAGE).unwrap().status, "True");
+        assert_eq!(
+            (build.status.as_str(), build.reason.as_str()),
+            ("True", "InvalidUnit")
+        );
+        assert_eq!(
+            find(&conditions, ARTIFACT_IN_STORAGE).unwrap().status,
+            "True"
+        );
         assert!(find(&conditions, STALLED).is_none());
     }
 

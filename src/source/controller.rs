@@ -9,9 +9,9 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use rand::Rng;
 
@@ -34,20 +34,26 @@ const FAILURE_RETRY: Duration = Duration::from_secs(10);
 const JITTER_PERCENT: f64 = 5.0;
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let api: Api<ConfigHubRepository> = match &ctx.options.watch_namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
     let (reader, writer) = reflector::store();
-    // Status writes must not retrigger reconciles: react to spec changes (generation), deletion and
-    // finalizer changes, and a new requestedAt annotation.
-    let trigger = predicates::generation
-        .combine(predicates::finalizers)
-        .combine(|chr: &ConfigHubRepository| {
-            chr.annotations().get(REQUESTED_AT).map(|v| hash_str(v))
-        })
-        .combine(|chr: &ConfigHubRepository| chr.meta().deletion_timestamp.as_ref().map(|_| 1));
+    // Status writes must not retrigger reconciles: react only to spec changes (generation), finalizer
+    // and deletion changes, and a new requestedAt annotation.
+    let trigger = |chr: &ConfigHubRepository| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        chr.metadata.generation.hash(&mut h);
+        chr.finalizers().hash(&mut h);
+        chr.annotations().get(REQUESTED_AT).hash(&mut h);
+        chr.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
@@ -64,13 +70,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
-}
-
-fn hash_str(value: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
 }
 
 async fn reconcile(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -141,7 +140,10 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
         Err(_) => Err(conditions::Failure {
             step: conditions::FailedStep::Fetch,
             reason: "Timeout".into(),
-            message: format!("reconcile did not finish within spec.timeout ({})", chr.spec.timeout),
+            message: format!(
+                "reconcile did not finish within spec.timeout ({})",
+                chr.spec.timeout
+            ),
             stalled: false,
         }),
     };
@@ -162,7 +164,8 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
                     produced.summary, artifact.revision
                 );
                 tracing::info!(%name, %namespace, revision = %artifact.revision, "{note}");
-                ctx.publish_event(&chr, EventType::Normal, "NewArtifact", &note).await;
+                ctx.publish_event(&chr, EventType::Normal, "NewArtifact", &note)
+                    .await;
             }
             let outcome = Outcome {
                 generation,
@@ -174,7 +177,8 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
         }
         Err(failure) => {
             tracing::warn!(%name, %namespace, reason = %failure.reason, message = %failure.message, "reconcile failed");
-            ctx.publish_event(&chr, EventType::Warning, &failure.reason, &failure.message).await;
+            ctx.publish_event(&chr, EventType::Warning, &failure.reason, &failure.message)
+                .await;
             ctx.metrics
                 .reconcile_failures
                 .get_or_create(&FailureLabels {
@@ -201,7 +205,10 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
         last_handled_reconcile_at: requested_at.or(status.last_handled_reconcile_at),
     };
     publish::apply_status(&ctx.client, &chr, &update).await?;
-    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     Ok(Action::requeue(requeue))
 }
 

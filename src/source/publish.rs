@@ -44,7 +44,8 @@ pub async fn apply_external_artifact(
             }
         }
     });
-    api.patch(&name, &apply_params(), &Patch::Apply(&object)).await?;
+    api.patch(&name, &apply_params(), &Patch::Apply(&object))
+        .await?;
     let status = json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "ExternalArtifact",
@@ -59,14 +60,19 @@ pub async fn apply_external_artifact(
             }]
         }
     });
-    api.patch_status(&name, &apply_params(), &Patch::Apply(&status)).await?;
+    api.patch_status(&name, &apply_params(), &Patch::Apply(&status))
+        .await?;
     Ok(())
 }
 
 /// Deletes the ExternalArtifact of `chr` (there may be no garbage collector to follow the owner
 /// reference, and the artifact it points at is going away).
-pub async fn delete_external_artifact(client: &Client, chr: &ConfigHubRepository) -> kube::Result<()> {
-    let api: Api<ExternalArtifact> = Api::namespaced(client.clone(), &chr.namespace().unwrap_or_default());
+pub async fn delete_external_artifact(
+    client: &Client,
+    chr: &ConfigHubRepository,
+) -> kube::Result<()> {
+    let api: Api<ExternalArtifact> =
+        Api::namespaced(client.clone(), &chr.namespace().unwrap_or_default());
     match api.delete(&chr.name_any(), &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
@@ -83,8 +89,13 @@ pub struct StatusUpdate {
     pub last_handled_reconcile_at: Option<String>,
 }
 
-pub async fn apply_status(client: &Client, chr: &ConfigHubRepository, update: &StatusUpdate) -> kube::Result<()> {
-    let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), &chr.namespace().unwrap_or_default());
+pub async fn apply_status(
+    client: &Client,
+    chr: &ConfigHubRepository,
+    update: &StatusUpdate,
+) -> kube::Result<()> {
+    let api: Api<ConfigHubRepository> =
+        Api::namespaced(client.clone(), &chr.namespace().unwrap_or_default());
     let mut status = serde_json::Map::new();
     if let Some(generation) = update.observed_generation {
         status.insert("observedGeneration".into(), json!(generation));
@@ -101,6 +112,7 @@ pub async fn apply_status(client: &Client, chr: &ConfigHubRepository, update: &S
         "kind": ConfigHubRepository::kind(&()),
         "status": status,
     });
-    api.patch_status(&chr.name_any(), &apply_params(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&chr.name_any(), &apply_params(), &Patch::Apply(&patch))
+        .await?;
     Ok(())
 }
