@@ -46,6 +46,8 @@ pub struct Context {
     pub cache: UnitDataCache,
     pub options: ControllerOptions,
     confighub_clients: Mutex<HashMap<String, confighub::Client>>,
+    /// Resolved spaces by (origin, slug-or-UUID), so a steady-state reconcile makes one request.
+    spaces: Mutex<HashMap<(String, String), confighub::Space>>,
 }
 
 impl Context {
@@ -68,6 +70,7 @@ impl Context {
             cache,
             options,
             confighub_clients: Mutex::new(HashMap::new()),
+            spaces: Mutex::new(HashMap::new()),
         })
     }
 
@@ -95,6 +98,23 @@ impl Context {
         let client = confighub::Client::new(origin, token, ClientOptions::default())?;
         clients.insert(key, client.clone());
         Ok(client)
+    }
+
+    pub fn cached_space(&self, origin: &str, space_ref: &str) -> Option<confighub::Space> {
+        let spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        spaces
+            .get(&(origin.to_string(), space_ref.to_string()))
+            .cloned()
+    }
+
+    /// Remembers (`Some`) or forgets (`None`, e.g. after a 404) a resolved space.
+    pub fn remember_space(&self, origin: &str, space_ref: &str, space: Option<confighub::Space>) {
+        let mut spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (origin.to_string(), space_ref.to_string());
+        match space {
+            Some(space) => spaces.insert(key, space),
+            None => spaces.remove(&key),
+        };
     }
 
     /// Requests and bytes downloaded from ConfigHub by every client so far.

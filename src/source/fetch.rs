@@ -55,20 +55,26 @@ pub fn fetch_failure(what: &str, err: &confighub::Error) -> Failure {
     }
 }
 
-pub async fn fetch(
-    client: &confighub::Client,
-    cache: &UnitDataCache,
-    space_ref: &str,
-    where_: Option<&str>,
-    mode: RevisionMode,
-) -> Result<Fetched, Failure> {
-    let space = client.resolve_space(space_ref).await.map_err(|e| {
+/// Resolves a space slug or UUID (one request; the reconciler remembers the answer).
+pub async fn resolve_space(client: &confighub::Client, space_ref: &str) -> Result<Space, Failure> {
+    client.resolve_space(space_ref).await.map_err(|e| {
         let mut f = fetch_failure(&format!("resolving space '{space_ref}'"), &e);
         if e.is_not_found() {
             f.reason = "SpaceNotFound".into();
         }
         f
-    })?;
+    })
+}
+
+/// Lists the units of `space` matching `where_` (one request) and gets their data at the revision `mode`
+/// asks for, from the cache when possible. An unchanged space costs that one request and no downloads.
+pub async fn fetch(
+    client: &confighub::Client,
+    cache: &UnitDataCache,
+    space: Space,
+    where_: Option<&str>,
+    mode: RevisionMode,
+) -> Result<Fetched, Failure> {
     let where_ = where_.map(str::trim).filter(|w| !w.is_empty());
     let units = client
         .list_units(&space.space_id, where_, &UNIT_FIELDS)

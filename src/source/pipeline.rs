@@ -35,14 +35,28 @@ pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produce
         stalled: true,
     })?;
 
+    let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
+    let space = match ctx.cached_space(origin, space_ref) {
+        Some(space) => space,
+        None => {
+            let space = fetch::resolve_space(&client, space_ref).await?;
+            ctx.remember_space(origin, space_ref, Some(space.clone()));
+            space
+        }
+    };
     let fetched = fetch::fetch(
         &client,
         &ctx.cache,
-        &chr.spec.space,
+        space,
         chr.spec.where_.as_deref(),
         chr.spec.revision,
     )
-    .await?;
+    .await
+    .inspect_err(|failure| {
+        if failure.reason == "SpaceNotFound" {
+            ctx.remember_space(origin, space_ref, None);
+        }
+    })?;
     ctx.metrics.unit_downloads.inc_by(fetched.downloads as u64);
     ctx.metrics
         .unit_cache_hits
