@@ -24,6 +24,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print every CRD this project owns as YAML.
     Crds,
+    /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
+    Hub(crate::hub::cli::HubArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -65,6 +67,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Hub(args) => crate::hub::cli::main(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
