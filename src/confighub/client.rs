@@ -257,7 +257,12 @@ impl Client {
                             .and_then(parse_retry_after)
                             .filter(|_| throttled);
                         let wait = hinted.unwrap_or_else(|| self.retry.backoff(attempt));
-                        tracing::debug!(op = call.op, status = code, ?wait, "retrying ConfigHub call");
+                        tracing::debug!(
+                            op = call.op,
+                            status = code,
+                            ?wait,
+                            "retrying ConfigHub call"
+                        );
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                         continue;
@@ -338,10 +343,7 @@ impl Client {
             .build()
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let spaces = self.list_spaces(Some(&w)).await?;
-        Ok(spaces
-            .into_iter()
-            .map(|s| s.space)
-            .find(|s| s.slug == slug))
+        Ok(spaces.into_iter().map(|s| s.space).find(|s| s.slug == slug))
     }
 
     /// Accepts what users write in a spec: a Space UUID or a slug.
@@ -359,7 +361,11 @@ impl Client {
     }
 
     /// `POST /space`; with `allow_exists` an existing Space of that slug is returned instead of 409.
-    pub async fn create_space(&self, space: &SpaceCreate, allow_exists: bool) -> Result<Space, Error> {
+    pub async fn create_space(
+        &self,
+        space: &SpaceCreate,
+        allow_exists: bool,
+    ) -> Result<Space, Error> {
         let op = "CreateSpace";
         let mut call = self.call(op, Method::POST, &["space"]);
         call.query.push(("allow_exists", allow_exists.to_string()));
@@ -387,7 +393,11 @@ impl Client {
 
     /// `GET /space/{id}/unit/{id}`.
     pub async fn get_unit(&self, space_id: &str, unit_id: &str) -> Result<Unit, Error> {
-        let call = self.call("GetUnit", Method::GET, &["space", space_id, "unit", unit_id]);
+        let call = self.call(
+            "GetUnit",
+            Method::GET,
+            &["space", space_id, "unit", unit_id],
+        );
         Ok(self.fetch_json::<ExtendedUnit>(&call).await?.unit)
     }
 
@@ -436,18 +446,32 @@ impl Client {
     }
 
     /// `DELETE /space/{id}/unit/{id}`.
-    pub async fn delete_unit(&self, space_id: &str, unit_id: &str) -> Result<DeleteResponse, Error> {
-        let call = self.call("DeleteUnit", Method::DELETE, &["space", space_id, "unit", unit_id]);
+    pub async fn delete_unit(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+    ) -> Result<DeleteResponse, Error> {
+        let call = self.call(
+            "DeleteUnit",
+            Method::DELETE,
+            &["space", space_id, "unit", unit_id],
+        );
         self.fetch_json(&call).await
     }
 
-    async fn download(&self, mut call: Call, if_none_match: Option<&str>) -> Result<DataDownload, Error> {
+    async fn download(
+        &self,
+        mut call: Call,
+        if_none_match: Option<&str>,
+    ) -> Result<DataDownload, Error> {
         if let Some(etag) = if_none_match {
             call.headers.push((IF_NONE_MATCH, quoted(etag)));
         }
-        let _permit = self.downloads.acquire().await.map_err(|_| Error::Invalid(
-            "download semaphore closed".into(),
-        ))?;
+        let _permit = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| Error::Invalid("download semaphore closed".into()))?;
         let raw = self.execute(&call).await?;
         if raw.status == StatusCode::NOT_MODIFIED {
             return Ok(DataDownload::NotModified);
@@ -580,7 +604,15 @@ impl Client {
         let call = self.call(
             "DownloadRevisionData",
             Method::GET,
-            &["space", space_id, "unit", unit_id, "revision", revision_id, "data"],
+            &[
+                "space",
+                space_id,
+                "unit",
+                unit_id,
+                "revision",
+                revision_id,
+                "data",
+            ],
         );
         self.download(call, if_none_match).await
     }
@@ -598,18 +630,29 @@ impl Client {
     }
 
     /// `GET /space/{id}/change_set/{id}`.
-    pub async fn get_change_set(&self, space_id: &str, change_set_id: &str) -> Result<ChangeSet, Error> {
+    pub async fn get_change_set(
+        &self,
+        space_id: &str,
+        change_set_id: &str,
+    ) -> Result<ChangeSet, Error> {
         let call = self.call(
             "GetChangeSet",
             Method::GET,
             &["space", space_id, "change_set", change_set_id],
         );
-        Ok(self.fetch_json::<ExtendedChangeSet>(&call).await?.change_set)
+        Ok(self
+            .fetch_json::<ExtendedChangeSet>(&call)
+            .await?
+            .change_set)
     }
 
     /// `GET /space/{id}/change_set`.
     pub async fn list_change_sets(&self, space_id: &str) -> Result<Vec<ChangeSet>, Error> {
-        let call = self.call("ListChangeSets", Method::GET, &["space", space_id, "change_set"]);
+        let call = self.call(
+            "ListChangeSets",
+            Method::GET,
+            &["space", space_id, "change_set"],
+        );
         let sets: Vec<ExtendedChangeSet> = self.fetch_json(&call).await?;
         Ok(sets.into_iter().map(|c| c.change_set).collect())
     }
@@ -634,7 +677,12 @@ fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> 
 
 /// Turns a 4xx/5xx into [`Error::Api`], using the `StandardErrorResponse` when the body is one and
 /// a short excerpt of the body otherwise (proxies answer with HTML).
-fn api_error(op: &'static str, status: StatusCode, request_id: Option<String>, body: &[u8]) -> Error {
+fn api_error(
+    op: &'static str,
+    status: StatusCode,
+    request_id: Option<String>,
+    body: &[u8],
+) -> Error {
     let (code, message) = match serde_json::from_slice::<StandardErrorResponse>(body) {
         Ok(e) if !e.message.is_empty() || !e.code.is_empty() => (e.code, e.message),
         _ => {
@@ -694,7 +742,12 @@ mod tests {
 
     #[test]
     fn non_json_error_bodies_become_api_errors() {
-        let err = api_error("GetUnit", StatusCode::BAD_GATEWAY, None, b"<html>bad gateway</html>");
+        let err = api_error(
+            "GetUnit",
+            StatusCode::BAD_GATEWAY,
+            None,
+            b"<html>bad gateway</html>",
+        );
         assert_eq!(err.status(), Some(502));
         assert!(err.to_string().contains("bad gateway"));
         let err = api_error(

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::where_parser::{self, AttrType, Schema};
 use super::{Hub, store, validate};
-use crate::confighub::{ChangeSet, ChangeSetCreate, ExtendedChangeSet, ExtendedSpace, Space, SpaceCreate};
+use crate::confighub::{
+    ChangeSet, ChangeSetCreate, ExtendedChangeSet, ExtendedSpace, Space, SpaceCreate,
+};
 
 pub(crate) const SPACE_SCHEMA: Schema = &[
     ("Slug", AttrType::Str),
@@ -78,7 +80,11 @@ pub(crate) fn filtered<T: Serialize>(
     query: &HashMap<String, String>,
     schema: Schema,
 ) -> Result<(Vec<Value>, Vec<String>), ApiError> {
-    let expr = match query.get("where").map(|w| w.trim()).filter(|w| !w.is_empty()) {
+    let expr = match query
+        .get("where")
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty())
+    {
         Some(w) => {
             let expr = where_parser::parse(w).map_err(|e| ApiError::bad_request(e.to_string()))?;
             where_parser::check(&expr, schema).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -89,11 +95,17 @@ pub(crate) fn filtered<T: Serialize>(
     let mut out = Vec::new();
     for item in items {
         let value = serde_json::to_value(item)?;
-        if expr.as_ref().is_none_or(|e| where_parser::matches(e, &value)) {
+        if expr
+            .as_ref()
+            .is_none_or(|e| where_parser::matches(e, &value))
+        {
             out.push(value);
         }
     }
-    let named = expr.as_ref().map(where_parser::attributes).unwrap_or_default();
+    let named = expr
+        .as_ref()
+        .map(where_parser::attributes)
+        .unwrap_or_default();
     Ok((out, named))
 }
 
@@ -112,7 +124,9 @@ pub(crate) fn select(
     keep.extend(named.iter().cloned());
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if known.get(name).is_none() {
-            return Err(ApiError::bad_request(format!("select: unknown field {name}")));
+            return Err(ApiError::bad_request(format!(
+                "select: unknown field {name}"
+            )));
         }
         keep.insert(name.to_string());
     }
@@ -124,12 +138,23 @@ pub(crate) fn select(
     Ok(())
 }
 
-pub async fn list_spaces(State(hub): State<Hub>, Query(q): Params) -> Result<Json<Value>, ApiError> {
+pub async fn list_spaces(
+    State(hub): State<Hub>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
     let spaces = hub.db(|tx, _| store::list_spaces(tx)).await?;
     let (mut values, named) = filtered(spaces, &q, SPACE_SCHEMA)?;
     let known = serde_json::to_value(Space::default())?;
-    select(&mut values, &q, &known, &["SpaceID", "OrganizationID", "Slug"], &named)?;
-    Ok(Json(Value::Array(values.into_iter().map(|s| json!({"Space": s})).collect())))
+    select(
+        &mut values,
+        &q,
+        &known,
+        &["SpaceID", "OrganizationID", "Slug"],
+        &named,
+    )?;
+    Ok(Json(Value::Array(
+        values.into_iter().map(|s| json!({"Space": s})).collect(),
+    )))
 }
 
 pub async fn get_space(
@@ -171,7 +196,10 @@ pub async fn create_space(
                 return if allow_exists {
                     Ok(existing)
                 } else {
-                    Err(ApiError::conflict(format!("Space {:?} already exists", req.slug)))
+                    Err(ApiError::conflict(format!(
+                        "Space {:?} already exists",
+                        req.slug
+                    )))
                 };
             }
             let now = now();
@@ -208,7 +236,12 @@ pub async fn list_change_sets(
         })
         .await?;
     let (values, _) = filtered(sets, &q, CHANGE_SET_SCHEMA)?;
-    Ok(Json(Value::Array(values.into_iter().map(|c| json!({"ChangeSet": c})).collect())))
+    Ok(Json(Value::Array(
+        values
+            .into_iter()
+            .map(|c| json!({"ChangeSet": c}))
+            .collect(),
+    )))
 }
 
 pub async fn create_change_set(
@@ -228,7 +261,10 @@ pub async fn create_change_set(
                 return if allow_exists {
                     Ok(existing)
                 } else {
-                    Err(ApiError::conflict(format!("ChangeSet {:?} already exists", req.slug)))
+                    Err(ApiError::conflict(format!(
+                        "ChangeSet {:?} already exists",
+                        req.slug
+                    )))
                 };
             }
             let now = now();

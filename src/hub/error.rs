@@ -34,10 +34,7 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "Missing or invalid bearer token.",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "Missing or invalid bearer token.")
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -55,8 +55,11 @@ pub async fn publish_release(
             for mut unit in units.clone() {
                 hasher.update(format!("{}\0{}\n", unit.slug, unit.data_hash));
                 data_size += unit.data_size;
-                if let Some(mut rev) = store::get_revision(tx, &unit.unit_id, &unit.head_revision_id)? {
-                    rev.releases.insert(release_id.clone(), format!("release-{num}"));
+                if let Some(mut rev) =
+                    store::get_revision(tx, &unit.unit_id, &unit.head_revision_id)?
+                {
+                    rev.releases
+                        .insert(release_id.clone(), format!("release-{num}"));
                     store::update_revision_body(tx, &rev)?;
                 }
                 unit.last_released_revision_num = unit.head_revision_num;

@@ -79,7 +79,10 @@ pub fn slug_from_stem(stem: &str) -> Option<String> {
         })
         .collect();
     let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let capped: String = trimmed.chars().take(super::validate::MAX_SLUG_LEN).collect();
+    let capped: String = trimmed
+        .chars()
+        .take(super::validate::MAX_SLUG_LEN)
+        .collect();
     let slug = capped.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     (!slug.is_empty()).then(|| slug.to_string())
 }
@@ -114,7 +117,10 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, Import
     }
     let mut out: Vec<(String, PathBuf)> = Vec::new();
     for file in files {
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         let slug = slug_from_stem(stem).ok_or_else(|| ImportError::BadName(file.clone()))?;
         if let Some((_, first)) = out.iter().find(|(s, _)| *s == slug) {
             return Err(ImportError::DuplicateSlug {
@@ -165,7 +171,10 @@ pub async fn import_paths(
                     toolchain_type: TOOLCHAIN.into(),
                     ..Default::default()
                 };
-                (client.create_unit(&space.space_id, &req, false).await?, true)
+                (
+                    client.create_unit(&space.space_id, &req, false).await?,
+                    true,
+                )
             }
         };
         let (unit, action) = if data_hash(&data) == unit.data_hash {

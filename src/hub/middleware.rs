@@ -30,7 +30,10 @@ pub async fn api_layer(State(hub): State<Hub>, req: Request, next: Next) -> Resp
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", v);
     }
-    headers.insert("confighub-version", HeaderValue::from_static(CONFIGHUB_VERSION));
+    headers.insert(
+        "confighub-version",
+        HeaderValue::from_static(CONFIGHUB_VERSION),
+    );
     response
 }
 

@@ -83,7 +83,11 @@ impl Hub {
         Ok(Hub {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
-                tokens: config.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
+                tokens: config
+                    .tokens
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect(),
                 ids,
             }),
         })
@@ -122,7 +126,10 @@ pub fn router(hub: Hub) -> Router {
     let api = Router::new()
         .route("/info", get(extras::info))
         .route("/me", get(extras::me))
-        .route("/space", get(entities::list_spaces).post(entities::create_space))
+        .route(
+            "/space",
+            get(entities::list_spaces).post(entities::create_space),
+        )
         .route("/space/{space_id}", get(entities::get_space))
         .route(
             "/space/{space_id}/unit",

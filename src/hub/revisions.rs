@@ -152,12 +152,16 @@ fn order_by(spec: Option<&String>) -> Result<Vec<(String, bool)>, ApiError> {
             Some(("ASC", f)) => (false, f),
             Some(("DESC", f)) => (true, f),
             Some((dir, _)) => {
-                return Err(ApiError::bad_request(format!("order_by: unknown direction {dir:?}")));
+                return Err(ApiError::bad_request(format!(
+                    "order_by: unknown direction {dir:?}"
+                )));
             }
             None => (false, part),
         };
         if !REVISION_SCHEMA.iter().any(|(name, _)| *name == field) {
-            return Err(ApiError::bad_request(format!("order_by: unknown field {field:?}")));
+            return Err(ApiError::bad_request(format!(
+                "order_by: unknown field {field:?}"
+            )));
         }
         out.push((field.to_string(), desc));
     }
@@ -175,7 +179,10 @@ fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     }
 }
 
-fn number_param(q: &std::collections::HashMap<String, String>, name: &str) -> Result<usize, ApiError> {
+fn number_param(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<usize, ApiError> {
     match q.get(name).filter(|s| !s.is_empty()) {
         None => Ok(0),
         Some(v) => v

@@ -37,7 +37,11 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Reads a `meta` value, creating it with `init` on first use (organization and user IDs).
-pub fn meta_or_init(conn: &Connection, key: &str, init: impl FnOnce() -> String) -> rusqlite::Result<String> {
+pub fn meta_or_init(
+    conn: &Connection,
+    key: &str,
+    init: impl FnOnce() -> String,
+) -> rusqlite::Result<String> {
     if let Some(v) = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?
@@ -45,7 +49,10 @@ pub fn meta_or_init(conn: &Connection, key: &str, init: impl FnOnce() -> String)
         return Ok(v);
     }
     let value = init();
-    conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
     Ok(value)
 }
 
@@ -57,14 +64,22 @@ fn encode<T: Serialize>(value: &T) -> Result<String, ApiError> {
     Ok(serde_json::to_string(value)?)
 }
 
-fn one<T: DeserializeOwned>(conn: &Connection, sql: &str, args: &[&str]) -> Result<Option<T>, ApiError> {
+fn one<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&str],
+) -> Result<Option<T>, ApiError> {
     let body: Option<String> = conn
         .query_row(sql, rusqlite::params_from_iter(args), |r| r.get(0))
         .optional()?;
     body.map(decode).transpose()
 }
 
-fn all<T: DeserializeOwned>(conn: &Connection, sql: &str, args: &[&str]) -> Result<Vec<T>, ApiError> {
+fn all<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&str],
+) -> Result<Vec<T>, ApiError> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -95,15 +110,31 @@ pub fn put_space(conn: &Connection, s: &Space) -> Result<(), ApiError> {
 }
 
 pub fn get_unit(conn: &Connection, space_id: &str, id: &str) -> Result<Option<Unit>, ApiError> {
-    one(conn, "SELECT body FROM units WHERE id = ?1 AND space_id = ?2", &[id, space_id])
+    one(
+        conn,
+        "SELECT body FROM units WHERE id = ?1 AND space_id = ?2",
+        &[id, space_id],
+    )
 }
 
-pub fn unit_by_slug(conn: &Connection, space_id: &str, slug: &str) -> Result<Option<Unit>, ApiError> {
-    one(conn, "SELECT body FROM units WHERE space_id = ?1 AND slug = ?2", &[space_id, slug])
+pub fn unit_by_slug(
+    conn: &Connection,
+    space_id: &str,
+    slug: &str,
+) -> Result<Option<Unit>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM units WHERE space_id = ?1 AND slug = ?2",
+        &[space_id, slug],
+    )
 }
 
 pub fn list_units(conn: &Connection, space_id: &str) -> Result<Vec<Unit>, ApiError> {
-    all(conn, "SELECT body FROM units WHERE space_id = ?1 ORDER BY slug", &[space_id])
+    all(
+        conn,
+        "SELECT body FROM units WHERE space_id = ?1 ORDER BY slug",
+        &[space_id],
+    )
 }
 
 pub fn put_unit(conn: &Connection, u: &Unit) -> Result<(), ApiError> {
@@ -120,17 +151,31 @@ pub fn delete_unit(conn: &Connection, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn get_revision(conn: &Connection, unit_id: &str, id: &str) -> Result<Option<Revision>, ApiError> {
-    one(conn, "SELECT body FROM revisions WHERE id = ?1 AND unit_id = ?2", &[id, unit_id])
+pub fn get_revision(
+    conn: &Connection,
+    unit_id: &str,
+    id: &str,
+) -> Result<Option<Revision>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM revisions WHERE id = ?1 AND unit_id = ?2",
+        &[id, unit_id],
+    )
 }
 
 pub fn list_revisions(conn: &Connection, unit_id: &str) -> Result<Vec<Revision>, ApiError> {
-    all(conn, "SELECT body FROM revisions WHERE unit_id = ?1 ORDER BY num", &[unit_id])
+    all(
+        conn,
+        "SELECT body FROM revisions WHERE unit_id = ?1 ORDER BY num",
+        &[unit_id],
+    )
 }
 
 pub fn revision_data(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
     Ok(conn
-        .query_row("SELECT data FROM revisions WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT data FROM revisions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -151,16 +196,36 @@ pub fn update_revision_body(conn: &Connection, r: &Revision) -> Result<(), ApiEr
     Ok(())
 }
 
-pub fn get_change_set(conn: &Connection, space_id: &str, id: &str) -> Result<Option<ChangeSet>, ApiError> {
-    one(conn, "SELECT body FROM change_sets WHERE id = ?1 AND space_id = ?2", &[id, space_id])
+pub fn get_change_set(
+    conn: &Connection,
+    space_id: &str,
+    id: &str,
+) -> Result<Option<ChangeSet>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM change_sets WHERE id = ?1 AND space_id = ?2",
+        &[id, space_id],
+    )
 }
 
-pub fn change_set_by_slug(conn: &Connection, space_id: &str, slug: &str) -> Result<Option<ChangeSet>, ApiError> {
-    one(conn, "SELECT body FROM change_sets WHERE space_id = ?1 AND slug = ?2", &[space_id, slug])
+pub fn change_set_by_slug(
+    conn: &Connection,
+    space_id: &str,
+    slug: &str,
+) -> Result<Option<ChangeSet>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM change_sets WHERE space_id = ?1 AND slug = ?2",
+        &[space_id, slug],
+    )
 }
 
 pub fn list_change_sets(conn: &Connection, space_id: &str) -> Result<Vec<ChangeSet>, ApiError> {
-    all(conn, "SELECT body FROM change_sets WHERE space_id = ?1 ORDER BY slug", &[space_id])
+    all(
+        conn,
+        "SELECT body FROM change_sets WHERE space_id = ?1 ORDER BY slug",
+        &[space_id],
+    )
 }
 
 pub fn put_change_set(conn: &Connection, c: &ChangeSet) -> Result<(), ApiError> {

@@ -27,7 +27,10 @@ fn check_unit_fields(unit: &Unit) -> Result<(), ApiError> {
     validate::slug(&unit.slug)?;
     validate::toolchain(&unit.toolchain_type)?;
     validate::labels_and_annotations(&unit.labels, &unit.annotations)?;
-    for (what, id) in [("TargetID", &unit.target_id), ("ChangeSetID", &unit.change_set_id)] {
+    for (what, id) in [
+        ("TargetID", &unit.target_id),
+        ("ChangeSetID", &unit.change_set_id),
+    ] {
         if !id.is_empty() {
             validate::uuid(what, id)?;
         }
@@ -61,7 +64,9 @@ pub async fn list_units(
     let known = serde_json::to_value(Unit::default())?;
     let always = ["UnitID", "SpaceID", "OrganizationID", "Slug"];
     select(&mut values, &q, &known, &always, &named)?;
-    Ok(Json(Value::Array(values.into_iter().map(|u| json!({"Unit": u})).collect())))
+    Ok(Json(Value::Array(
+        values.into_iter().map(|u| json!({"Unit": u})).collect(),
+    )))
 }
 
 pub async fn get_unit(
@@ -69,7 +74,9 @@ pub async fn get_unit(
     Path((space_id, unit_id)): Path<(String, String)>,
 ) -> Result<Json<ExtendedUnit>, ApiError> {
     let (sid, uid) = ids(&space_id, &unit_id)?;
-    let unit = hub.db(move |tx, _| store::unit_or_404(tx, &sid, &uid)).await?;
+    let unit = hub
+        .db(move |tx, _| store::unit_or_404(tx, &sid, &uid))
+        .await?;
     Ok(Json(ExtendedUnit {
         unit,
         head_revision: None,

@@ -51,7 +51,9 @@ pub fn toolchain(t: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("ToolchainType is required"));
     }
     if !TOOLCHAINS.contains(&t) {
-        return Err(ApiError::bad_request(format!("ToolchainType {t:?} is not supported")));
+        return Err(ApiError::bad_request(format!(
+            "ToolchainType {t:?} is not supported"
+        )));
     }
     Ok(())
 }
@@ -61,12 +63,16 @@ pub fn labels_and_annotations(labels: &StringMap, annotations: &StringMap) -> Re
     for (k, v) in labels {
         let printable = v.chars().all(|c| !c.is_control());
         if k.is_empty() || v.chars().count() > 128 || !printable || v.trim() != v {
-            return Err(ApiError::bad_request(format!("label {k:?} has an invalid key or value")));
+            return Err(ApiError::bad_request(format!(
+                "label {k:?} has an invalid key or value"
+            )));
         }
     }
     for (k, v) in annotations {
         if k.is_empty() || v.chars().count() > 1024 {
-            return Err(ApiError::bad_request(format!("annotation {k:?} has an invalid key or value")));
+            return Err(ApiError::bad_request(format!(
+                "annotation {k:?} has an invalid key or value"
+            )));
         }
     }
     Ok(())
@@ -81,7 +87,8 @@ pub fn uuid(what: &str, value: &str) -> Result<String, ApiError> {
 
 /// Decodes a JSON request body into `T`, turning every decoding problem into a 400.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Reads a boolean query flag such as `allow_exists`.
@@ -89,7 +96,9 @@ pub fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiErro
     match query.get(name).map(String::as_str) {
         None | Some("") | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("{name} must be true or false, not {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
     }
 }
 
@@ -132,7 +141,10 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut doc = json!({"Labels":{"a":"1","b":"2"},"DisplayName":"x"});
-        merge_patch(&mut doc, &json!({"Labels":{"b":null,"c":"3"},"DisplayName":null}));
+        merge_patch(
+            &mut doc,
+            &json!({"Labels":{"b":null,"c":"3"},"DisplayName":null}),
+        );
         assert_eq!(doc, json!({"Labels":{"a":"1","c":"3"}}));
     }
 

@@ -135,7 +135,9 @@ fn tokenize(input: &str) -> Result<Vec<Tok>, WhereError> {
                 }
                 out.push(Tok::Str(s));
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
                 while chars.get(i).is_some_and(char::is_ascii_digit) {
@@ -217,7 +219,10 @@ pub fn parse(input: &str) -> Result<Expr, WhereError> {
                 _ => return err("NOT must be followed by IN or LIKE"),
             },
             (Some(t), _) => {
-                return err(format!("expected an operator after {lhs}, found {}", describe(t)));
+                return err(format!(
+                    "expected an operator after {lhs}, found {}",
+                    describe(t)
+                ));
             }
             (None, _) => return err(format!("expected an operator after {lhs}")),
         };
@@ -324,7 +329,9 @@ fn attr_type(schema: Schema, name: &str) -> Result<AttrType, WhereError> {
 
 fn check_lit(attr: &str, ty: AttrType, lit: &Lit) -> Result<(), WhereError> {
     match (ty, lit) {
-        (AttrType::Str, Lit::Str(_)) | (AttrType::Int, Lit::Int(_)) | (AttrType::Bool, Lit::Bool(_)) => Ok(()),
+        (AttrType::Str, Lit::Str(_))
+        | (AttrType::Int, Lit::Int(_))
+        | (AttrType::Bool, Lit::Bool(_)) => Ok(()),
         (AttrType::Uuid, Lit::Str(s)) if uuid::Uuid::parse_str(s).is_ok() => Ok(()),
         (AttrType::Uuid, Lit::Str(s)) => err(format!("{attr} needs a UUID, not '{s}'")),
         _ => err(format!("{attr} cannot be compared with {lit:?}")),
@@ -435,7 +442,9 @@ pub fn matches(expr: &Expr, record: &Json) -> bool {
                 None => return false,
             },
             Rhs::List(items) => {
-                let found = items.iter().any(|i| compare(&value, i) == Some(Ordering::Equal));
+                let found = items
+                    .iter()
+                    .any(|i| compare(&value, i) == Some(Ordering::Equal));
                 return (c.op == Op::In) == found;
             }
         };
@@ -497,7 +506,10 @@ mod tests {
         assert!(eval("Slug IN ('a', 'web-1')", &u).unwrap());
         assert!(eval("HeadRevisionNum NOT IN (1, 2)", &u).unwrap());
         assert!(eval("UnitID IN ('0d9c7a5e-0000-4000-8000-000000000001')", &u).unwrap());
-        assert!(eval("Labels.it's = 'x'", &u).is_err(), "quote in a bare name is refused");
+        assert!(
+            eval("Labels.it's = 'x'", &u).is_err(),
+            "quote in a bare name is refused"
+        );
     }
 
     #[test]

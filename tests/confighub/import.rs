@@ -19,7 +19,11 @@ async fn import_creates_updates_and_skips_unchanged() {
     let hub = TestHub::start(hubdir.path()).await;
     let c = hub.client();
     let files = tempfile::tempdir().unwrap();
-    write(files.path(), "web.yaml", "kind: Deployment\nmetadata: {name: web}\n");
+    write(
+        files.path(),
+        "web.yaml",
+        "kind: Deployment\nmetadata: {name: web}\n",
+    );
     write(files.path(), "db.yml", "kind: StatefulSet\n");
     write(files.path(), "my app.yaml", "kind: Service\n");
     write(files.path(), "README.md", "ignored");
@@ -43,7 +47,11 @@ async fn import_creates_updates_and_skips_unchanged() {
     assert_eq!(units.len(), 3);
     assert!(units.iter().all(|u| u.toolchain_type == "Kubernetes/YAML"));
     let web = units.iter().find(|u| u.slug == "web").unwrap();
-    match c.download_unit_data(&space.space_id, &web.unit_id, None).await.unwrap() {
+    match c
+        .download_unit_data(&space.space_id, &web.unit_id, None)
+        .await
+        .unwrap()
+    {
         DataDownload::Data { bytes, .. } => {
             assert_eq!(bytes.as_ref(), b"kind: Deployment\nmetadata: {name: web}\n")
         }
@@ -51,7 +59,11 @@ async fn import_creates_updates_and_skips_unchanged() {
     }
 
     // Unchanged files make no revision; a changed one makes exactly one.
-    write(files.path(), "db.yml", "kind: StatefulSet\nspec: {replicas: 3}\n");
+    write(
+        files.path(),
+        "db.yml",
+        "kind: StatefulSet\nspec: {replicas: 3}\n",
+    );
     let second = import_paths(&c, "imported", &paths).await.unwrap();
     let summary: Vec<(&str, ImportAction, i64)> = second
         .iter()
@@ -83,7 +95,14 @@ async fn import_cli_talks_to_a_running_hub() {
     let bin = env!("CARGO_BIN_EXE_confighub-source-controller");
 
     let out = tokio::process::Command::new(bin)
-        .args(["hub", "import", "--space", "cli-space", "--url", &hub.origin])
+        .args([
+            "hub",
+            "import",
+            "--space",
+            "cli-space",
+            "--url",
+            &hub.origin,
+        ])
         .arg(&one)
         .env("CONFIGHUB_TOKEN", TOKEN)
         .env_remove("CONFIGHUB_URL")
@@ -91,8 +110,15 @@ async fn import_cli_talks_to_a_running_hub() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("created unit frontend (revision 2)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("created unit frontend (revision 2)"),
+        "{stdout}"
+    );
 
     let c = hub.client();
     let space = c.resolve_space("cli-space").await.unwrap();
@@ -102,7 +128,16 @@ async fn import_cli_talks_to_a_running_hub() {
 
     let wrong = "cli-wrong-token-4471";
     let out = tokio::process::Command::new(bin)
-        .args(["hub", "import", "--space", "cli-space", "--url", &hub.origin, "--token", wrong])
+        .args([
+            "hub",
+            "import",
+            "--space",
+            "cli-space",
+            "--url",
+            &hub.origin,
+            "--token",
+            wrong,
+        ])
         .arg(&one)
         .env_remove("CONFIGHUB_TOKEN")
         .output()

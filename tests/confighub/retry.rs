@@ -63,7 +63,11 @@ async fn throttling_honours_retry_after_then_succeeds() {
     assert_eq!(c.info().await.unwrap().version, "v9.9.9");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     // The backoff alone is at most 50 ms here, so waiting ~1 s proves Retry-After was honoured.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(c.stats().requests, 2);
 }
 
@@ -81,7 +85,13 @@ async fn client_errors_are_never_retried() {
     let err = client(&origin, fast_options()).info().await.unwrap_err();
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     match &err {
-        Error::Api { status, code, message, request_id, operation } => {
+        Error::Api {
+            status,
+            code,
+            message,
+            request_id,
+            operation,
+        } => {
             assert_eq!(*status, 400);
             assert_eq!(code, "400");
             assert_eq!(message, "malformed where");
@@ -96,12 +106,17 @@ async fn client_errors_are_never_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_within_budget_but_not_for_post() {
     let hits = Arc::new(AtomicUsize::new(0));
-    let app = counted(&hits, |_| (StatusCode::INTERNAL_SERVER_ERROR, "<html>oops</html>"));
+    let app = counted(&hits, |_| {
+        (StatusCode::INTERNAL_SERVER_ERROR, "<html>oops</html>")
+    });
     let origin = serve(app).await;
     let c = client(&origin, fast_options());
     let err = c.info().await.unwrap_err();
     assert_eq!(err.status(), Some(500));
-    assert!(err.to_string().contains("oops"), "non-JSON error bodies are kept as text: {err}");
+    assert!(
+        err.to_string().contains("oops"),
+        "non-JSON error bodies are kept as text: {err}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 3, "1 try + max_retries 2");
 
     hits.store(0, Ordering::SeqCst);
@@ -109,8 +124,15 @@ async fn server_errors_are_retried_within_budget_but_not_for_post() {
         slug: "x".into(),
         ..Default::default()
     };
-    assert_eq!(c.create_space(&req, false).await.unwrap_err().status(), Some(500));
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "a POST the server may have applied is not repeated");
+    assert_eq!(
+        c.create_space(&req, false).await.unwrap_err().status(),
+        Some(500)
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a POST the server may have applied is not repeated"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +176,10 @@ async fn truncated_and_undecodable_bodies_are_errors_not_panics() {
     let mut options = fast_options();
     options.max_retries = 0;
     let err = client(&origin, options).info().await.unwrap_err();
-    assert!(matches!(err, Error::Transport { .. } | Error::Decode { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Transport { .. } | Error::Decode { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

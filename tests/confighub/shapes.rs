@@ -10,29 +10,100 @@ use crate::support::{TOKEN, TestHub, raw};
 
 /// Unit fields named in the reference (§3); the hub may send a subset but nothing else.
 const UNIT_FIELDS: &[&str] = &[
-    "UnitID", "SpaceID", "SpaceSlug", "OrganizationID", "DisplayName", "Slug", "ToolchainType",
-    "TargetID", "TargetOptions", "ProviderType", "BridgeWorkerID", "Labels", "Annotations",
-    "DeleteGates", "DestroyGates", "ChangeSetID", "LastChangeDescription", "DataHash", "DataSize",
-    "HeadRevisionNum", "HeadRevisionID", "LastReleasedRevisionNum", "HeadMutationNum",
-    "HeadUnitActionNum", "HeadUnitEventNum", "UpstreamUnitID", "UpstreamSpaceID",
-    "UpstreamRevisionNum", "ValidationErrors", "EntityType", "CreatedAt", "UpdatedAt", "Version",
+    "UnitID",
+    "SpaceID",
+    "SpaceSlug",
+    "OrganizationID",
+    "DisplayName",
+    "Slug",
+    "ToolchainType",
+    "TargetID",
+    "TargetOptions",
+    "ProviderType",
+    "BridgeWorkerID",
+    "Labels",
+    "Annotations",
+    "DeleteGates",
+    "DestroyGates",
+    "ChangeSetID",
+    "LastChangeDescription",
+    "DataHash",
+    "DataSize",
+    "HeadRevisionNum",
+    "HeadRevisionID",
+    "LastReleasedRevisionNum",
+    "HeadMutationNum",
+    "HeadUnitActionNum",
+    "HeadUnitEventNum",
+    "UpstreamUnitID",
+    "UpstreamSpaceID",
+    "UpstreamRevisionNum",
+    "ValidationErrors",
+    "EntityType",
+    "CreatedAt",
+    "UpdatedAt",
+    "Version",
 ];
 const UNIT_REQUIRED: &[&str] = &[
-    "UnitID", "SpaceID", "Slug", "ToolchainType", "DataHash", "DataSize", "HeadRevisionNum",
-    "HeadRevisionID", "LastReleasedRevisionNum", "Labels", "Annotations", "Version", "CreatedAt",
+    "UnitID",
+    "SpaceID",
+    "Slug",
+    "ToolchainType",
+    "DataHash",
+    "DataSize",
+    "HeadRevisionNum",
+    "HeadRevisionID",
+    "LastReleasedRevisionNum",
+    "Labels",
+    "Annotations",
+    "Version",
+    "CreatedAt",
     "UpdatedAt",
 ];
 const SPACE_FIELDS: &[&str] = &[
-    "SpaceID", "Slug", "DisplayName", "OrganizationID", "Labels", "Annotations", "DeleteGates",
-    "ReleaseTargetID", "EntityType", "CreatedAt", "UpdatedAt", "Version",
+    "SpaceID",
+    "Slug",
+    "DisplayName",
+    "OrganizationID",
+    "Labels",
+    "Annotations",
+    "DeleteGates",
+    "ReleaseTargetID",
+    "EntityType",
+    "CreatedAt",
+    "UpdatedAt",
+    "Version",
 ];
 const REVISION_FIELDS: &[&str] = &[
-    "RevisionID", "RevisionNum", "UnitID", "UnitSlug", "SpaceID", "SpaceSlug", "OrganizationID",
-    "DataHash", "DataSize", "Description", "Source", "UserID", "UserAgent", "ChangeSetID", "Tags",
-    "Releases", "EntityType", "CreatedAt", "UpdatedAt", "Version",
+    "RevisionID",
+    "RevisionNum",
+    "UnitID",
+    "UnitSlug",
+    "SpaceID",
+    "SpaceSlug",
+    "OrganizationID",
+    "DataHash",
+    "DataSize",
+    "Description",
+    "Source",
+    "UserID",
+    "UserAgent",
+    "ChangeSetID",
+    "Tags",
+    "Releases",
+    "EntityType",
+    "CreatedAt",
+    "UpdatedAt",
+    "Version",
 ];
 const REVISION_REQUIRED: &[&str] = &[
-    "RevisionID", "RevisionNum", "UnitID", "DataHash", "DataSize", "Description", "Releases",
+    "RevisionID",
+    "RevisionNum",
+    "UnitID",
+    "DataHash",
+    "DataSize",
+    "Description",
+    "Releases",
 ];
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -42,7 +113,10 @@ fn keys(v: &Value) -> BTreeSet<String> {
 fn assert_shape(v: &Value, allowed: &[&str], required: &[&str], what: &str) {
     let k = keys(v);
     for key in &k {
-        assert!(allowed.contains(&key.as_str()), "{what}: unexpected field {key}");
+        assert!(
+            allowed.contains(&key.as_str()),
+            "{what}: unexpected field {key}"
+        );
     }
     for key in required {
         assert!(k.contains(*key), "{what}: missing {key}");
@@ -58,13 +132,17 @@ async fn send(req: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::Hea
 }
 
 fn json_of(body: &[u8]) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)))
 }
 
 /// `{"Code":"<status>","Message":"…"}` with exactly those keys.
 pub fn assert_error_body(status: StatusCode, body: &[u8]) {
     let v = json_of(body);
-    assert_eq!(keys(&v), BTreeSet::from(["Code".to_string(), "Message".to_string()]));
+    assert_eq!(
+        keys(&v),
+        BTreeSet::from(["Code".to_string(), "Message".to_string()])
+    );
     assert_eq!(v["Code"], json!(status.as_u16().to_string()));
     assert!(!v["Message"].as_str().unwrap().is_empty());
 }
@@ -89,13 +167,27 @@ async fn every_entity_has_the_reference_shape() {
     .await;
     assert_eq!(st, 200);
     let space = json_of(&body);
-    assert_shape(&space, SPACE_FIELDS, &["SpaceID", "Slug", "Labels", "Version"], "CreateSpace (bare Space)");
+    assert_shape(
+        &space,
+        SPACE_FIELDS,
+        &["SpaceID", "Slug", "Labels", "Version"],
+        "CreateSpace (bare Space)",
+    );
     let sid = space["SpaceID"].as_str().unwrap().to_string();
 
     let (_, _, body) = send(http.get(hub.api("/space")).bearer_auth(TOKEN)).await;
     let list = json_of(&body);
-    assert_shape(&list[0]["Space"], SPACE_FIELDS, &["SpaceID", "Slug"], "ListSpaces item");
-    let (_, _, body) = send(http.get(hub.api(&format!("/space/{sid}"))).bearer_auth(TOKEN)).await;
+    assert_shape(
+        &list[0]["Space"],
+        SPACE_FIELDS,
+        &["SpaceID", "Slug"],
+        "ListSpaces item",
+    );
+    let (_, _, body) = send(
+        http.get(hub.api(&format!("/space/{sid}")))
+            .bearer_auth(TOKEN),
+    )
+    .await;
     let ext = json_of(&body);
     assert_shape(&ext["Space"], SPACE_FIELDS, &["SpaceID"], "GetSpace");
     assert_eq!(ext["TotalUnitCount"], 0);
@@ -123,17 +215,27 @@ async fn every_entity_has_the_reference_shape() {
     let unit_url = hub.api(&format!("/space/{sid}/unit/{uid}"));
 
     let (st, h, body) = send(
-        http.put(format!("{unit_url}/data?last_change_description=bump%20replicas"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/octet-stream")
-            .header("if-match", format!("\"{}\"", unit["DataHash"].as_str().unwrap()))
-            .body("replicas: 2\n"),
+        http.put(format!(
+            "{unit_url}/data?last_change_description=bump%20replicas"
+        ))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/octet-stream")
+        .header(
+            "if-match",
+            format!("\"{}\"", unit["DataHash"].as_str().unwrap()),
+        )
+        .body("replicas: 2\n"),
     )
     .await;
     assert_eq!(st, 200);
     assert!(h.contains_key("x-request-id"));
     let uploaded = json_of(&body);
-    assert_shape(&uploaded["Unit"], UNIT_FIELDS, UNIT_REQUIRED, "UploadUnitData");
+    assert_shape(
+        &uploaded["Unit"],
+        UNIT_FIELDS,
+        UNIT_REQUIRED,
+        "UploadUnitData",
+    );
     assert_eq!(uploaded["Unit"]["HeadRevisionNum"], 2);
     assert_eq!(uploaded["Unit"]["DataSize"], 12);
     let hash = uploaded["Unit"]["DataHash"].as_str().unwrap().to_string();
@@ -154,22 +256,38 @@ async fn every_entity_has_the_reference_shape() {
     assert_eq!(h["etag"], format!("\"{hash}\"").as_str());
 
     let (_, _, body) = send(http.get(&unit_url).bearer_auth(TOKEN)).await;
-    assert_shape(&json_of(&body)["Unit"], UNIT_FIELDS, UNIT_REQUIRED, "GetUnit");
+    assert_shape(
+        &json_of(&body)["Unit"],
+        UNIT_FIELDS,
+        UNIT_REQUIRED,
+        "GetUnit",
+    );
 
     let (_, _, body) = send(
         http.get(hub.api(&format!("/space/{sid}/unit")))
             .bearer_auth(TOKEN)
-            .query(&[("select", "HeadRevisionNum,DataHash"), ("where", "Labels.app = 'web'")]),
+            .query(&[
+                ("select", "HeadRevisionNum,DataHash"),
+                ("where", "Labels.app = 'web'"),
+            ]),
     )
     .await;
     let list = json_of(&body);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(
         keys(&list[0]["Unit"]),
-        ["DataHash", "HeadRevisionNum", "Labels", "OrganizationID", "Slug", "SpaceID", "UnitID"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<BTreeSet<_>>(),
+        [
+            "DataHash",
+            "HeadRevisionNum",
+            "Labels",
+            "OrganizationID",
+            "Slug",
+            "SpaceID",
+            "UnitID"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<BTreeSet<_>>(),
         "select keeps the named fields, the IDs, Slug and what where used"
     );
 
@@ -177,12 +295,26 @@ async fn every_entity_has_the_reference_shape() {
     let revs = json_of(&body);
     assert_eq!(revs.as_array().unwrap().len(), 2);
     for r in revs.as_array().unwrap() {
-        assert_shape(&r["Revision"], REVISION_FIELDS, REVISION_REQUIRED, "ListRevisions item");
+        assert_shape(
+            &r["Revision"],
+            REVISION_FIELDS,
+            REVISION_REQUIRED,
+            "ListRevisions item",
+        );
     }
     assert_eq!(revs[1]["Revision"]["Description"], "bump replicas");
     let rid = revs[1]["Revision"]["RevisionID"].as_str().unwrap();
-    let (_, _, body) = send(http.get(format!("{unit_url}/revision/{rid}")).bearer_auth(TOKEN)).await;
-    assert_shape(&json_of(&body)["Revision"], REVISION_FIELDS, REVISION_REQUIRED, "GetRevision");
+    let (_, _, body) = send(
+        http.get(format!("{unit_url}/revision/{rid}"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_shape(
+        &json_of(&body)["Revision"],
+        REVISION_FIELDS,
+        REVISION_REQUIRED,
+        "GetRevision",
+    );
 
     let (st, _, body) = send(http.delete(&unit_url).bearer_auth(TOKEN)).await;
     assert_eq!(st, 200);
@@ -197,15 +329,31 @@ async fn errors_have_the_documented_body_and_headers() {
     let http = raw();
     let cases = [
         (http.get(hub.api("/space")), StatusCode::UNAUTHORIZED),
-        (http.get(hub.api("/space")).bearer_auth("wrong"), StatusCode::UNAUTHORIZED),
-        (http.get(hub.api("/space")).header("authorization", TOKEN), StatusCode::UNAUTHORIZED),
-        (http.get(hub.api("/space/not-a-uuid")).bearer_auth(TOKEN), StatusCode::BAD_REQUEST),
         (
-            http.get(hub.api("/space/0d9c7a5e-0000-4000-8000-000000000001")).bearer_auth(TOKEN),
+            http.get(hub.api("/space")).bearer_auth("wrong"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            http.get(hub.api("/space")).header("authorization", TOKEN),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            http.get(hub.api("/space/not-a-uuid")).bearer_auth(TOKEN),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.get(hub.api("/space/0d9c7a5e-0000-4000-8000-000000000001"))
+                .bearer_auth(TOKEN),
             StatusCode::NOT_FOUND,
         ),
-        (http.get(hub.api("/nothing-here")).bearer_auth(TOKEN), StatusCode::NOT_FOUND),
-        (http.delete(hub.api("/space")).bearer_auth(TOKEN), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            http.get(hub.api("/nothing-here")).bearer_auth(TOKEN),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            http.delete(hub.api("/space")).bearer_auth(TOKEN),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ];
     for (req, expected) in cases {
         let (st, h, body) = send(req).await;

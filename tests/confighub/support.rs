@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use confighub_source_controller::confighub::{Client, ClientOptions, Space, SpaceCreate, Unit, UnitCreate};
+use confighub_source_controller::confighub::{
+    Client, ClientOptions, Space, SpaceCreate, Unit, UnitCreate,
+};
 use confighub_source_controller::hub::{self, Hub, HubConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
