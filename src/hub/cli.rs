@@ -79,7 +79,7 @@ pub fn main(args: HubArgs) -> ExitCode {
 }
 
 async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
-    crate::telemetry::init_logging(crate::cli::LogFormat::Text);
+    init_logging();
     let data_dir = args
         .data
         .ok_or_else(|| anyhow::anyhow!("--data <dir> is required"))?;
@@ -97,6 +97,16 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     println!("hub listening on http://{local}");
     super::serve(listener, hub, crate::cli::shutdown_signal()).await?;
     Ok(())
+}
+
+/// Text logs on stderr, so stdout carries only the `hub listening on …` line scripts read.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn import_main(args: ImportArgs) -> anyhow::Result<()> {
