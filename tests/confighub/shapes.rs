@@ -303,6 +303,19 @@ async fn every_entity_has_the_reference_shape() {
         );
     }
     assert_eq!(revs[1]["Revision"]["Description"], "bump replicas");
+    let (_, _, body) = send(
+        http.get(format!(
+            "{unit_url}/revision?offset=1&limit=1&order_by=DESC:RevisionNum"
+        ))
+        .bearer_auth(TOKEN),
+    )
+    .await;
+    let page = json_of(&body);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(
+        page[0]["Revision"]["RevisionNum"], 1,
+        "offset skips the newest"
+    );
     let rid = revs[1]["Revision"]["RevisionID"].as_str().unwrap();
     let (_, _, body) = send(
         http.get(format!("{unit_url}/revision/{rid}"))
