@@ -26,6 +26,8 @@ pub enum Command {
     Crds,
     /// Pack local YAML files into an artifact exactly as the controller would.
     Pack(PackArgs),
+    /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
+    Hub(crate::hub::cli::HubArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -119,6 +121,7 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         },
         Command::Pack(args) => pack(args),
+        Command::Hub(args) => crate::hub::cli::main(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

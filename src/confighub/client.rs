@@ -125,6 +125,26 @@ pub fn normalize_etag(value: &str) -> String {
     v.trim_matches('"').to_string()
 }
 
+/// Percent-encodes query values the way the reference shows (`%20` for spaces, `%27` for quotes)
+/// rather than form-style `+`.
+fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
+    let mut url = url.clone();
+    if query.is_empty() {
+        return url;
+    }
+    let enc = |s: &str| {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    url.set_query(Some(&q.join("&")));
+    url
+}
+
 fn quoted(etag: &str) -> String {
     format!("\"{}\"", normalize_etag(etag))
 }
@@ -208,12 +228,11 @@ impl Client {
         let idempotent = call.method != Method::POST;
         let mut attempt = 0u32;
         loop {
-            let mut req = self.http.request(call.method.clone(), call.url.clone());
+            let mut req = self
+                .http
+                .request(call.method.clone(), with_query(&call.url, &call.query));
             if let Some(token) = &self.token {
                 req = req.bearer_auth(token.expose());
-            }
-            if !call.query.is_empty() {
-                req = req.query(&call.query);
             }
             for (name, value) in &call.headers {
                 req = req.header(name, value);
@@ -727,6 +746,16 @@ mod tests {
         );
         assert!(Client::new("ftp://x", None, ClientOptions::default()).is_err());
         assert!(Client::new("not a url", None, ClientOptions::default()).is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let base = Url::parse("http://h/api/space").unwrap();
+        let url = with_query(&base, &[("where", "Slug = 'a+b'".to_string())]);
+        assert_eq!(
+            url.as_str(),
+            "http://h/api/space?where=Slug%20%3D%20%27a%2Bb%27"
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ impl Token {
     }
 }
 
+/// Lets clap parse `--token` straight into a redacting type, so `Debug` of the CLI args is safe.
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(***)")

@@ -18,7 +18,9 @@ fn bearer(req: &Request) -> Option<&str> {
 
 pub async fn api_layer(State(hub): State<Hub>, req: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let public = req.uri().path() == "/api/info";
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let public = path == "/api/info";
     let authorized = public || bearer(&req).is_some_and(|t| hub.accepts_token(t));
     let response = if authorized {
         next.run(req).await
@@ -26,6 +28,7 @@ pub async fn api_layer(State(hub): State<Hub>, req: Request, next: Next) -> Resp
         ApiError::unauthorized().into_response()
     };
     let mut response = shape_error(response).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), %request_id, "hub request");
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", v);
