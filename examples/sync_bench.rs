@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
     let cache = UnitDataCache::new(dir.path().join("cache"))?;
     let storage = Storage::new(dir.path().join("artifacts"), "127.0.0.1:9090".into());
     let client = Client::new(url, Some(token.clone()), ClientOptions::default())?;
-    let space = fetch::resolve_space(&client, space).await.map_err(|f| anyhow::anyhow!(f.message))?;
+    let space = fetch::resolve_space(&client, space)
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message))?;
 
     for pass in ["first sync (empty cache)", "unchanged space (warm cache)"] {
         let before = client.stats();

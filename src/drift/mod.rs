@@ -1,0 +1,4 @@
+//! Drift: watch what Flux applied, compare it with the artifact, classify, record, remediate.
+
+pub mod desired;
+pub mod inventory;
