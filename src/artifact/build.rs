@@ -8,6 +8,7 @@ use super::archive::write_tar_gz;
 use super::error::BuildError;
 use super::manifest::{ObjectKey, ProcessedUnit, Stamp, process_unit};
 use super::names;
+use super::par;
 use super::unit::{BuildContext, UnitInput};
 
 /// Artifact metadata key: the ConfigHub space name.
@@ -144,63 +145,17 @@ fn process_one(unit: &UnitInput, ctx: &BuildContext) -> Result<ProcessedUnit, Bu
     )
 }
 
-/// Processes units in order, on several threads when there is enough work. The result (and the first
-/// error reported) is the same as the sequential run: results are placed by index.
+/// Processes units, on several threads when there is enough work. The result (and the first error
+/// reported) is the same as the sequential run: results are placed by index.
 fn process_all(units: &[&UnitInput], ctx: &BuildContext) -> Result<Vec<ProcessedUnit>, BuildError> {
-    let total: usize = units.iter().map(|u| u.data.len()).sum();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || total < PARALLEL_THRESHOLD_BYTES || units.len() < 2 {
-        return units.iter().map(|u| process_one(u, ctx)).collect();
-    }
-    // Contiguous chunks of roughly equal bytes, so one thread does not get all the big units.
-    let per_thread = total.div_ceil(threads);
-    let mut chunks: Vec<&[&UnitInput]> = Vec::with_capacity(threads);
-    let (mut start, mut acc) = (0, 0);
-    for (i, u) in units.iter().enumerate() {
-        acc += u.data.len();
-        if acc >= per_thread && chunks.len() + 1 < threads {
-            chunks.push(&units[start..=i]);
-            start = i + 1;
-            acc = 0;
-        }
-    }
-    chunks.push(&units[start..]);
-
-    let results: Vec<Result<Vec<ProcessedUnit>, BuildError>> = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(chunks.len());
-        for chunk in &chunks[1..] {
-            let chunk: &[&UnitInput] = chunk;
-            let spawned = std::thread::Builder::new()
-                .name("artifact-build".into())
-                .spawn_scoped(scope, move || {
-                    chunk
-                        .iter()
-                        .map(|u| process_one(u, ctx))
-                        .collect::<Result<Vec<_>, _>>()
-                });
-            handles.push((chunk, spawned));
-        }
-        // The calling thread takes the first chunk itself.
-        let mut results = vec![chunks[0].iter().map(|u| process_one(u, ctx)).collect()];
-        for (chunk, spawned) in handles {
-            let result = match spawned {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(BuildError::Archive("a build thread panicked".into()))),
-                // Could not spawn (thread limit): do the chunk here instead.
-                Err(_) => chunk.iter().map(|u| process_one(u, ctx)).collect(),
-            };
-            results.push(result);
-        }
-        results
-    });
-    let mut out = Vec::with_capacity(units.len());
-    for result in results {
-        out.extend(result?);
-    }
-    Ok(out)
+    par::map(
+        units,
+        |u| u.data.len(),
+        PARALLEL_THRESHOLD_BYTES,
+        |_, u| process_one(u, ctx),
+    )
+    .into_iter()
+    .collect()
 }
 
 #[cfg(test)]
