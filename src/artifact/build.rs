@@ -8,6 +8,7 @@ use super::archive::write_tar_gz;
 use super::error::BuildError;
 use super::manifest::{ObjectKey, ProcessedUnit, Stamp, process_unit};
 use super::names;
+use super::par;
 use super::unit::{BuildContext, UnitInput};
 
 /// Artifact metadata key: the ConfigHub space name.
@@ -144,61 +145,301 @@ fn process_one(unit: &UnitInput, ctx: &BuildContext) -> Result<ProcessedUnit, Bu
     )
 }
 
-/// Processes units in order, on several threads when there is enough work. The result (and the first
-/// error reported) is the same as the sequential run: results are placed by index.
+/// Processes units, on several threads when there is enough work. The result (and the first error
+/// reported) is the same as the sequential run: results are placed by index.
 fn process_all(units: &[&UnitInput], ctx: &BuildContext) -> Result<Vec<ProcessedUnit>, BuildError> {
-    let total: usize = units.iter().map(|u| u.data.len()).sum();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if threads < 2 || total < PARALLEL_THRESHOLD_BYTES || units.len() < 2 {
-        return units.iter().map(|u| process_one(u, ctx)).collect();
-    }
-    // Contiguous chunks of roughly equal bytes, so one thread does not get all the big units.
-    let per_thread = total.div_ceil(threads);
-    let mut chunks: Vec<&[&UnitInput]> = Vec::with_capacity(threads);
-    let (mut start, mut acc) = (0, 0);
-    for (i, u) in units.iter().enumerate() {
-        acc += u.data.len();
-        if acc >= per_thread && chunks.len() + 1 < threads {
-            chunks.push(&units[start..=i]);
-            start = i + 1;
-            acc = 0;
-        }
-    }
-    chunks.push(&units[start..]);
+    par::map(
+        units,
+        |u| u.data.len(),
+        PARALLEL_THRESHOLD_BYTES,
+        |_, u| process_one(u, ctx),
+    )
+    .into_iter()
+    .collect()
+}
 
-    let results: Vec<Result<Vec<ProcessedUnit>, BuildError>> = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(chunks.len());
-        for chunk in &chunks[1..] {
-            let chunk: &[&UnitInput] = chunk;
-            let spawned = std::thread::Builder::new()
-                .name("artifact-build".into())
-                .spawn_scoped(scope, move || {
-                    chunk
-                        .iter()
-                        .map(|u| process_one(u, ctx))
-                        .collect::<Result<Vec<_>, _>>()
-                });
-            handles.push((chunk, spawned));
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use serde_yaml_ng::Value;
+
+    use super::*;
+    use crate::artifact::manifest::{
+        ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG,
+    };
+    use crate::artifact::names::is_safe_entry_name;
+
+    fn ctx() -> BuildContext {
+        BuildContext {
+            space_name: "prod".into(),
+            space_id: "5f0c-space".into(),
+            mode_prefix: "head",
         }
-        // The calling thread takes the first chunk itself.
-        let mut results = vec![chunks[0].iter().map(|u| process_one(u, ctx)).collect()];
-        for (chunk, spawned) in handles {
-            let result = match spawned {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(BuildError::Archive("a build thread panicked".into()))),
-                // Could not spawn (thread limit): do the chunk here instead.
-                Err(_) => chunk.iter().map(|u| process_one(u, ctx)).collect(),
-            };
-            results.push(result);
-        }
-        results
-    });
-    let mut out = Vec::with_capacity(units.len());
-    for result in results {
-        out.extend(result?);
     }
-    Ok(out)
+
+    fn deployment(name: &str) -> String {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: apps\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.27\n"
+        )
+    }
+
+    fn k8s(slug: &str, rev: i64, yaml: &str) -> UnitInput {
+        UnitInput::new(slug, "Kubernetes/YAML", rev, yaml)
+    }
+
+    fn sample() -> Vec<UnitInput> {
+        vec![
+            k8s("web", 3, &deployment("web")),
+            k8s(
+                "db",
+                9,
+                &format!(
+                    "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: db, namespace: apps}}\n",
+                    deployment("db")
+                ),
+            ),
+            UnitInput::new("props", "AppConfig/Properties", 1, "a=b\n"),
+        ]
+    }
+
+    /// (name, content) of every entry, checking each header against Flux's extraction rules.
+    fn extract(bytes: &[u8]) -> Vec<(String, String)> {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        let mut out = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let raw = String::from_utf8(entry.path_bytes().to_vec()).unwrap();
+            assert!(
+                !raw.is_empty()
+                    && !raw.contains('\\')
+                    && !raw.contains("../")
+                    && !raw.starts_with('/')
+            );
+            assert!(is_safe_entry_name(&raw), "{raw}");
+            assert!(entry.header().entry_type().is_file());
+            let mut body = String::new();
+            entry.read_to_string(&mut body).unwrap();
+            out.push((raw, body));
+        }
+        out
+    }
+
+    #[test]
+    fn build_is_reproducible_and_order_independent() {
+        let a = build(&sample(), &ctx()).unwrap();
+        let b = build(&sample(), &ctx()).unwrap();
+        let mut reversed = sample();
+        reversed.reverse();
+        let c = build(&reversed, &ctx()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(
+            a.digest,
+            format!("sha256:{}", hex::encode(Sha256::digest(&a.bytes)))
+        );
+        assert_eq!(a.revision, format!("head@{}", a.digest));
+        assert_eq!(a.unit_count, 2);
+        assert_eq!(a.object_count, 3);
+    }
+
+    #[test]
+    fn revision_changes_exactly_when_content_changes() {
+        let base = build(&sample(), &ctx()).unwrap();
+        // A skipped unit's data is not in the artifact.
+        let mut other = sample();
+        other[2].data = b"c=d\n".to_vec();
+        assert_eq!(build(&other, &ctx()).unwrap().revision, base.revision);
+        // A new revision number is stamped, so it changes the artifact, as does new data.
+        let mut bumped = sample();
+        bumped[0].revision_num = 4;
+        let bumped = build(&bumped, &ctx()).unwrap();
+        assert_ne!(bumped.revision, base.revision);
+        assert_ne!(
+            bumped.metadata[META_OCI_REVISION],
+            base.metadata[META_OCI_REVISION]
+        );
+        let mut edited = sample();
+        edited[0].data = deployment("web")
+            .replace("replicas: 2", "replicas: 3")
+            .into_bytes();
+        assert_ne!(build(&edited, &ctx()).unwrap().revision, base.revision);
+        // The released mode only changes the prefix.
+        let released = build(
+            &sample(),
+            &BuildContext {
+                mode_prefix: "released",
+                ..ctx()
+            },
+        )
+        .unwrap();
+        assert_eq!(released.digest, base.digest);
+        assert_eq!(released.revision, format!("released@{}", base.digest));
+    }
+
+    #[test]
+    fn files_hold_stamped_objects_per_unit() {
+        let built = build(&sample(), &ctx()).unwrap();
+        let files = extract(&built.bytes);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["db.yaml", "web.yaml"]);
+        for (name, body) in &files {
+            let slug = name.trim_end_matches(".yaml");
+            let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(body)
+                .map(|d| serde::Deserialize::deserialize(d).unwrap())
+                .collect();
+            assert!(!docs.is_empty());
+            for doc in docs {
+                let md = &doc["metadata"];
+                assert_eq!(md["labels"][LABEL_UNIT_SLUG], Value::from(slug));
+                assert_eq!(
+                    md["annotations"][ANNOTATION_SPACE_NAME],
+                    Value::from("prod")
+                );
+                assert_eq!(
+                    md["annotations"][ANNOTATION_SPACE_ID],
+                    Value::from("5f0c-space")
+                );
+                let rev = if slug == "db" { "9" } else { "3" };
+                assert_eq!(md["annotations"][ANNOTATION_REVISION_NUM], Value::from(rev));
+            }
+        }
+        assert!(files[0].1.contains("\n---\n"));
+    }
+
+    #[test]
+    fn skipped_units_are_named_and_metadata_is_recorded() {
+        let built = build(&sample(), &ctx()).unwrap();
+        assert_eq!(built.skipped, vec!["props".to_string()]);
+        assert_eq!(built.metadata[META_SPACE], "prod");
+        assert_eq!(built.metadata[META_UNIT_COUNT], "2");
+        let origin = &built.metadata[META_OCI_REVISION];
+        assert!(origin.starts_with("prod@head:2 units:"), "{origin}");
+    }
+
+    #[test]
+    fn errors_name_the_units() {
+        let cases: Vec<(Vec<UnitInput>, Vec<&str>)> = vec![
+            (
+                vec![k8s("ok", 1, &deployment("a")), k8s("broken", 1, "a: [\n")],
+                vec!["broken"],
+            ),
+            (
+                vec![k8s("nokind", 1, "apiVersion: v1\nmetadata: {name: x}\n")],
+                vec!["nokind", "missing kind"],
+            ),
+            (vec![k8s("list", 1, "- 1\n- 2\n")], vec!["list", "mapping"]),
+            (
+                vec![
+                    k8s("one", 1, &deployment("same")),
+                    k8s("two", 1, &deployment("same")),
+                ],
+                vec!["one", "two", "Deployment.apps apps/same"],
+            ),
+            (
+                vec![k8s(
+                    "twice",
+                    1,
+                    &format!("{}---\n{}", deployment("x"), deployment("x")),
+                )],
+                vec!["twice", "Deployment.apps apps/x"],
+            ),
+            (vec![k8s("dup", 1, ""), k8s("dup", 2, "")], vec!["dup"]),
+        ];
+        for (units, wanted) in cases {
+            let err = build(&units, &ctx()).unwrap_err().to_string();
+            for want in wanted {
+                assert!(err.contains(want), "{err:?} lacks {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_name_in_other_namespace_or_group_is_no_duplicate() {
+        let units = vec![
+            k8s(
+                "a",
+                1,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: a}\n",
+            ),
+            k8s(
+                "b",
+                1,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: b}\n",
+            ),
+            k8s(
+                "c",
+                1,
+                "apiVersion: example.com/v1\nkind: ConfigMap\nmetadata: {name: x, namespace: a}\n",
+            ),
+        ];
+        assert_eq!(build(&units, &ctx()).unwrap().object_count, 3);
+    }
+
+    #[test]
+    fn hostile_slugs_give_safe_entries() {
+        let units: Vec<UnitInput> = [
+            "../../etc/cron.d/x",
+            "/abs",
+            "a\\b",
+            ".hidden",
+            "",
+            "kustomization",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, slug)| {
+            k8s(
+                slug,
+                1,
+                &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n"),
+            )
+        })
+        .collect();
+        let built = build(&units, &ctx()).unwrap();
+        let files = extract(&built.bytes);
+        assert_eq!(files.len(), units.len());
+        assert!(files.iter().all(|(n, _)| n != "kustomization.yaml"));
+    }
+
+    #[test]
+    fn empty_units_count_but_get_no_file() {
+        let units = vec![
+            k8s("empty", 1, "# nothing yet\n"),
+            k8s("web", 1, &deployment("web")),
+        ];
+        let built = build(&units, &ctx()).unwrap();
+        assert_eq!(built.unit_count, 2);
+        assert_eq!(extract(&built.bytes).len(), 1);
+        let none = build(&[], &ctx()).unwrap();
+        assert_eq!(none.unit_count, 0);
+        assert!(extract(&none.bytes).is_empty());
+    }
+
+    #[test]
+    fn parallel_build_matches_per_unit_processing() {
+        // Enough data to take the multi-threaded path.
+        let units: Vec<UnitInput> = (0..1500)
+            .map(|i| k8s(&format!("u{i:04}"), i, &deployment(&format!("d{i}"))))
+            .collect();
+        assert!(units.iter().map(|u| u.data.len()).sum::<usize>() > PARALLEL_THRESHOLD_BYTES);
+        let mut shuffled = units.clone();
+        shuffled.reverse();
+        shuffled.swap(3, 400);
+        let a = build(&units, &ctx()).unwrap();
+        assert_eq!(a, build(&shuffled, &ctx()).unwrap());
+        let files = extract(&a.bytes);
+        assert_eq!(files.len(), 1500);
+        for ((name, body), unit) in files.iter().zip(&units) {
+            assert_eq!(name, &format!("{}.yaml", unit.slug));
+            let single = process_one(unit, &ctx()).unwrap();
+            assert_eq!(body.as_bytes(), single.yaml.as_slice());
+        }
+        // The first error in slug order wins, whichever thread found it.
+        let mut bad = units.clone();
+        bad[1490].data = b"kind: [".to_vec();
+        bad[10].data = b"kind: [".to_vec();
+        let err = build(&bad, &ctx()).unwrap_err().to_string();
+        assert!(err.contains("u0010"), "{err}");
+    }
 }

@@ -10,16 +10,12 @@
 //!   always fits (each node takes at least one input byte), while a billion-laughs document fails after
 //!   a few thousand nodes, in microseconds.
 
-use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
-};
-use serde_yaml_ng::value::{Tag, TaggedValue};
-use serde_yaml_ng::{Mapping, Value};
+use serde::de::DeserializeSeed;
 
 use super::error::BuildError;
+use super::yaml::{BoundedNode, Budget, Node, emit_document};
 
 /// Largest unit accepted, in bytes of YAML.
 pub const MAX_UNIT_BYTES: usize = 8 * 1024 * 1024;
@@ -91,17 +87,14 @@ pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, Bui
         });
     }
     let limit = expansion_budget(data.len());
-    let mut out = Vec::with_capacity(data.len() + 256);
+    let mut out = String::with_capacity(data.len() + data.len() / 4 + 256);
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_slice(data).enumerate() {
         let number = index + 1;
-        let budget = Budget {
-            remaining: Cell::new(limit),
-            exceeded: Cell::new(false),
-        };
-        let value = match (BoundedValue { budget: &budget }).deserialize(document) {
+        let budget = Budget::new(limit);
+        let node = match (BoundedNode { budget: &budget }).deserialize(document) {
             Ok(v) => v,
-            Err(_) if budget.exceeded.get() => {
+            Err(_) if budget.exceeded() => {
                 return Err(BuildError::AliasExpansion {
                     unit: unit.to_string(),
                     document: number,
@@ -121,74 +114,68 @@ pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, Bui
             document: number,
             reason,
         };
-        let mut mapping = match value {
-            Value::Null => continue,
-            Value::Mapping(m) => m,
+        let mut node = match node {
+            Node::Null => continue,
+            Node::Map(_) => node,
             other => {
                 return Err(invalid(format!(
                     "expected a Kubernetes object (a mapping), found {}",
-                    type_name(&other)
+                    other.kind_name()
                 )));
             }
         };
-        let key = object_key(&mapping).map_err(invalid)?;
-        stamp_mapping(&mut mapping, stamp).map_err(invalid)?;
+        let key = object_key(&node).map_err(invalid)?;
+        stamp_object(&mut node, stamp).map_err(invalid)?;
         if !objects.is_empty() {
-            out.extend_from_slice(b"---\n");
+            out.push_str("---\n");
         }
-        let text = serde_yaml_ng::to_string(&Value::Mapping(mapping))
-            .map_err(|e| invalid(format!("cannot re-serialise the object: {e}")))?;
-        out.extend_from_slice(text.as_bytes());
+        let mark = out.len();
+        if emit_document(&node, &mut out).is_none() {
+            // Something the fast emitter leaves to libyaml: redo this document with serde_yaml_ng.
+            out.truncate(mark);
+            let text = serde_yaml_ng::to_string(&node.to_value())
+                .map_err(|e| invalid(format!("cannot re-serialise the object: {e}")))?;
+            out.push_str(&text);
+        }
         objects.push(key);
     }
+    let out = out.into_bytes();
     Ok(ProcessedUnit { yaml: out, objects })
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a sequence",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-fn required_str<'m>(map: &'m Mapping, field: &str, path: &str) -> Result<&'m str, String> {
+fn required_str<'m>(map: &'m Node, field: &str, path: &str) -> Result<&'m str, String> {
     match map.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(Value::String(_)) => Err(format!("{path} is empty")),
-        None | Some(Value::Null) => Err(format!("missing {path}")),
+        Some(Node::Str(s)) if !s.is_empty() => Ok(s),
+        Some(Node::Str(_)) => Err(format!("{path} is empty")),
+        None | Some(Node::Null) => Err(format!("missing {path}")),
         Some(other) => Err(format!(
             "{path} must be a string, found {}",
-            type_name(other)
+            other.kind_name()
         )),
     }
 }
 
-fn object_key(map: &Mapping) -> Result<ObjectKey, String> {
-    let api_version = required_str(map, "apiVersion", "apiVersion")?;
-    let kind = required_str(map, "kind", "kind")?;
-    let metadata = match map.get("metadata") {
-        Some(Value::Mapping(m)) => m,
-        None | Some(Value::Null) => return Err("missing metadata".into()),
+fn object_key(object: &Node) -> Result<ObjectKey, String> {
+    let api_version = required_str(object, "apiVersion", "apiVersion")?;
+    let kind = required_str(object, "kind", "kind")?;
+    let metadata = match object.get("metadata") {
+        Some(m @ Node::Map(_)) => m,
+        None | Some(Node::Null) => return Err("missing metadata".into()),
         Some(other) => {
             return Err(format!(
                 "metadata must be a mapping, found {}",
-                type_name(other)
+                other.kind_name()
             ));
         }
     };
     let name = required_str(metadata, "name", "metadata.name")?;
     let namespace = match metadata.get("namespace") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s.as_str(),
+        None | Some(Node::Null) => "",
+        Some(Node::Str(s)) => s.as_str(),
         Some(other) => {
             return Err(format!(
                 "metadata.namespace must be a string, found {}",
-                type_name(other)
+                other.kind_name()
             ));
         }
     };
@@ -204,177 +191,55 @@ fn object_key(map: &Mapping) -> Result<ObjectKey, String> {
 
 /// Sets the provenance label and annotations, creating `labels`/`annotations` when absent. Our keys
 /// overwrite whatever the unit had under the same names: they describe this artifact, not the input.
-fn stamp_mapping(map: &mut Mapping, stamp: &Stamp<'_>) -> Result<(), String> {
-    let Some(Value::Mapping(metadata)) = map.get_mut("metadata") else {
+fn stamp_object(object: &mut Node, stamp: &Stamp<'_>) -> Result<(), String> {
+    let Node::Map(entries) = object else {
+        return Err("expected a mapping".into());
+    };
+    let Node::Map(metadata) = Node::entry(entries, "metadata") else {
         return Err("missing metadata".into());
     };
     let labels = sub_mapping(metadata, "labels")?;
-    labels.insert(
-        Value::String(LABEL_UNIT_SLUG.into()),
-        Value::String(stamp.unit_slug.into()),
-    );
+    Node::set(labels, LABEL_UNIT_SLUG, Node::Str(stamp.unit_slug.into()));
     let annotations = sub_mapping(metadata, "annotations")?;
-    annotations.insert(
-        Value::String(ANNOTATION_SPACE_NAME.into()),
-        Value::String(stamp.space_name.into()),
+    Node::set(
+        annotations,
+        ANNOTATION_SPACE_NAME,
+        Node::Str(stamp.space_name.into()),
     );
-    annotations.insert(
-        Value::String(ANNOTATION_SPACE_ID.into()),
-        Value::String(stamp.space_id.into()),
+    Node::set(
+        annotations,
+        ANNOTATION_SPACE_ID,
+        Node::Str(stamp.space_id.into()),
     );
-    annotations.insert(
-        Value::String(ANNOTATION_REVISION_NUM.into()),
-        Value::String(stamp.revision_num.to_string()),
+    Node::set(
+        annotations,
+        ANNOTATION_REVISION_NUM,
+        Node::Str(stamp.revision_num.to_string()),
     );
     Ok(())
 }
 
-fn sub_mapping<'m>(metadata: &'m mut Mapping, field: &str) -> Result<&'m mut Mapping, String> {
-    let slot = metadata
-        .entry(Value::String(field.into()))
-        .or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Mapping(Mapping::new());
+fn sub_mapping<'m>(
+    metadata: &'m mut Vec<(Node, Node)>,
+    field: &str,
+) -> Result<&'m mut Vec<(Node, Node)>, String> {
+    let slot = Node::entry(metadata, field);
+    if *slot == Node::Null {
+        *slot = Node::Map(Vec::new());
     }
     match slot {
-        Value::Mapping(m) => Ok(m),
+        Node::Map(m) => Ok(m),
         other => Err(format!(
             "metadata.{field} must be a mapping, found {}",
-            type_name(other)
+            other.kind_name()
         )),
-    }
-}
-
-/// Node budget shared by one document's whole value tree.
-struct Budget {
-    remaining: Cell<u64>,
-    exceeded: Cell<bool>,
-}
-
-impl Budget {
-    fn charge<E: de::Error>(&self, cost: usize) -> Result<(), E> {
-        let cost = (cost as u64).saturating_add(1);
-        match self.remaining.get().checked_sub(cost) {
-            Some(left) => {
-                self.remaining.set(left);
-                Ok(())
-            }
-            None => {
-                self.exceeded.set(true);
-                Err(E::custom("alias expansion limit exceeded"))
-            }
-        }
-    }
-}
-
-/// Builds a `serde_yaml_ng::Value` like its own `Deserialize` impl does, charging the budget per node.
-/// Duplicate mapping keys are refused, as serde_yaml_ng's `Mapping` does.
-#[derive(Clone, Copy)]
-struct BoundedValue<'b> {
-    budget: &'b Budget,
-}
-
-impl<'de> DeserializeSeed<'de> for BoundedValue<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BoundedValue<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        self.budget.charge(0)?;
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        self.budget.charge(0)?;
-        Ok(Value::Number(i.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        self.budget.charge(0)?;
-        Ok(Value::Number(u.into()))
-    }
-
-    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
-        self.budget.charge(0)?;
-        Ok(Value::Number(f.into()))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        self.budget.charge(s.len())?;
-        Ok(Value::String(s.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        self.budget.charge(s.len())?;
-        Ok(Value::String(s))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        self.budget.charge(0)?;
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        self.visit_unit()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        self.deserialize(deserializer)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        self.budget.charge(0)?;
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
-        }
-        Ok(Value::Sequence(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        self.budget.charge(0)?;
-        let mut mapping = Mapping::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some(key) = map.next_key_seed(self)? {
-            let value = map.next_value_seed(self)?;
-            if mapping.contains_key(&key) {
-                let shown = match &key {
-                    Value::String(s) => s.clone(),
-                    other => type_name(other).to_string(),
-                };
-                return Err(de::Error::custom(format_args!(
-                    "duplicate mapping key {shown:?}"
-                )));
-            }
-            mapping.insert(key, value);
-        }
-        Ok(Value::Mapping(mapping))
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        // serde_yaml_ng presents `!tag value` as an enum whose variant is the tag.
-        let (tag, contents): (String, _) = data.variant()?;
-        self.budget.charge(tag.len())?;
-        let value = contents.newtype_variant_seed(self)?;
-        Ok(Value::Tagged(Box::new(TaggedValue {
-            tag: Tag::new(tag),
-            value,
-        })))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_yaml_ng::Value;
 
     fn stamp() -> Stamp<'static> {
         Stamp {

@@ -10,8 +10,10 @@ mod error;
 mod manifest;
 mod names;
 pub mod pack;
+mod par;
 pub mod storage;
 mod unit;
+mod yaml;
 
 pub use archive::{GZIP_LEVEL, write_tar_gz};
 pub use build::{BuiltArtifact, META_OCI_REVISION, META_SPACE, META_UNIT_COUNT, build};

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Benchmarks `confighub-source-controller pack` against `tar | gzip -6` and Flux's own archiver
+# (fluxcd/pkg/artifact/storage.Archive) on the same 10,000 generated unit files (~8 MB of YAML).
+#
+# Usage: hack/bench-pack.sh [units]   (default 10000)
+# Needs: cargo, go (for hack/flux-archive), python3, GNU tar, gzip; hyperfine if installed
+# (falls back to a simple best-of-N loop with /usr/bin/time-style wall clock).
+set -euo pipefail
+
+UNITS="${1:-10000}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/confighub-source-controller"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$CACHE" "$WORK/units" "$WORK/flux-storage"
+
+echo "== generating $UNITS units into $WORK/units"
+python3 - "$WORK/units" "$UNITS" <<'PY'
+import random, sys, os
+out, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)  # deterministic
+teams = ["payments", "search", "checkout", "identity", "catalog", "ledger", "notify", "edge"]
+images = ["nginx:1.27.3", "ghcr.io/acme/api:v2.14.1", "redis:7.4.1", "ghcr.io/acme/worker:v0.9.12",
+          "registry.k8s.io/pause:3.10", "ghcr.io/acme/frontend:2025.11.3"]
+
+def deployment(name, ns, team):
+    replicas = rng.choice([1, 2, 3, 5])
+    cpu = rng.choice(["100m", "250m", "500m"])
+    mem = rng.choice(["128Mi", "256Mi", "512Mi"])
+    port = rng.choice([8080, 8443, 9090, 3000])
+    env = "".join(
+        f"        - name: {k}\n          value: \"{rng.randrange(10**6)}\"\n"
+        for k in rng.sample(["LOG_LEVEL", "CACHE_TTL", "POOL_SIZE", "REGION", "SHARD", "TIMEOUT_MS"], 3))
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: {team}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: {name}
+    spec:
+      containers:
+      - name: app
+        image: {rng.choice(images)}
+        ports:
+        - containerPort: {port}
+          name: http
+        env:
+{env}        resources:
+          requests:
+            cpu: {cpu}
+            memory: {mem}
+"""
+
+def service(name, ns):
+    return f"""apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  selector:
+    app.kubernetes.io/name: {name}
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+"""
+
+def configmap(name, ns):
+    data = "".join(f"  {k}: \"{rng.randrange(10**9)}\"\n" for k in
+                   rng.sample(["feature.a", "feature.b", "limits.rps", "limits.burst", "owner", "tier"], 4))
+    return f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}-config
+  namespace: {ns}
+data:
+{data}"""
+
+for i in range(n):
+    team = rng.choice(teams)
+    ns = f"{team}-{i % 40:02d}"
+    name = f"{team}-svc-{i:05d}"
+    kind = i % 4
+    if kind == 0:
+        docs = [deployment(name, ns, team), service(name, ns)]
+    elif kind == 1:
+        docs = [deployment(name, ns, team), service(name, ns), configmap(name, ns)]
+    elif kind == 2:
+        docs = [configmap(name, ns)]
+    else:
+        docs = [deployment(name, ns, team)]
+    with open(os.path.join(out, f"{name}.yaml"), "w") as f:
+        f.write("---\n".join(docs))
+PY
+du -sb "$WORK/units" | awk '{printf "   %.1f MB of YAML (%s bytes incl. directory)\n", $1/1e6, $1}'
+
+echo "== building (release) pack and the Flux archiver"
+(cd "$ROOT" && cargo build --release --quiet)
+PACK="$ROOT/target/release/confighub-source-controller"
+(cd "$ROOT/hack/flux-archive" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOSUMDB=off \
+  go build -trimpath -o "$CACHE/flux-archive" .)
+FLUX="$CACHE/flux-archive"
+
+cmd_pack="$PACK pack $WORK/units --out $WORK/pack.tar.gz --space bench"
+cmd_tar="tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C $WORK/units -cf - . | gzip -6 -n > $WORK/tar.tar.gz"
+cmd_flux="$FLUX $WORK/units $WORK/flux-storage"
+
+echo "== timing (nproc=$(nproc))"
+if command -v hyperfine >/dev/null; then
+  hyperfine --warmup 2 --runs 10 -N --export-markdown "$WORK/hyperfine.md" \
+    -n pack "$cmd_pack" -n flux-archive "$cmd_flux" 2>&1 | grep -v '^ *$' || true
+  hyperfine --warmup 2 --runs 10 --export-markdown "$WORK/hyperfine-tar.md" \
+    -n 'tar | gzip -6' "$cmd_tar" 2>&1 | grep -v '^ *$' || true
+else
+  for c in "$cmd_pack" "$cmd_flux" "$cmd_tar"; do
+    best=""
+    for _ in 1 2 3 4 5; do
+      s=$(date +%s.%N); bash -c "$c" >/dev/null; e=$(date +%s.%N)
+      t=$(echo "$e - $s" | bc); if [ -z "$best" ] || (( $(echo "$t < $best" | bc) )); then best=$t; fi
+    done
+    echo "   best of 5: ${best}s  $c"
+  done
+fi
+
+echo "== output sizes (bytes)"
+bash -c "$cmd_pack" >/dev/null
+bash -c "$cmd_tar"
+bash -c "$cmd_flux" >/dev/null
+printf '   pack          %s\n' "$(stat -c %s "$WORK/pack.tar.gz")"
+printf '   tar|gzip -6   %s\n' "$(stat -c %s "$WORK/tar.tar.gz")"
+printf '   flux-archive  %s\n' "$(stat -c %s "$WORK/flux-storage/bench/default/units/latest.tar.gz")"
+echo "== reproducibility"
+"$PACK" pack "$WORK/units" --out "$WORK/pack2.tar.gz" --space bench >/dev/null
+cmp "$WORK/pack.tar.gz" "$WORK/pack2.tar.gz" && echo "   two pack runs: identical"
