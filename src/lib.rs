@@ -10,6 +10,7 @@ pub mod api;
 pub mod artifact;
 pub mod cli;
 pub mod confighub;
+pub mod drift;
 pub mod http;
 pub mod hub;
 pub mod run;
