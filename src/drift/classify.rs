@@ -81,7 +81,11 @@ fn scaling_severity(item: &DriftItem) -> Severity {
     } else {
         ((l - d) / d).abs() >= SCALING_HIGH_RATIO
     };
-    if big { Severity::High } else { Severity::Medium }
+    if big {
+        Severity::High
+    } else {
+        Severity::Medium
+    }
 }
 
 /// Whether a value (an env entry, a volume, an envFrom source) refers to a Secret.

@@ -23,6 +23,9 @@ pub mod store;
 pub mod suggest;
 pub mod types;
 
+#[cfg(test)]
+mod real;
+
 pub use classify::{classify, classify_item, expected, highest};
 pub use detect::{Detection, DetectionContext, detect};
 pub use diff::diff;
