@@ -34,3 +34,46 @@ pub use normalize::{normalize, normalize_pair};
 pub use record::{DetectionSource, DriftRecord, ObjectRef, RecordStatus};
 pub use store::{RecordFilter, RecordStore, Statistics, StoreError, Transition};
 pub use types::{ClassifiedItem, DriftItem, DriftType, IgnoreRule, ObjectKey, Severity};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+/// File name of the record database under `--storage-path`.
+pub const DATABASE_FILE: &str = "drift.db";
+
+/// The drift state the process shares: opened once by `run`, handed to the API now and to the
+/// controller when it is wired (it fills `resources`, writes to `store`, waits on `analyze`).
+#[derive(Clone)]
+pub struct DriftHandles {
+    pub store: Arc<RecordStore>,
+    pub resources: Arc<resources::ResourceRegistry>,
+    /// Fired by `POST /api/v1/analyze`; the controller runs a full comparison on each notification.
+    pub analyze: Arc<Notify>,
+    pub metrics: metrics::DriftMetrics,
+}
+
+impl DriftHandles {
+    /// Opens `<storage_root>/drift.db`, registers the metrics and primes the active gauge.
+    pub fn open(storage_root: &Path, registry: &mut Registry) -> Result<Self, StoreError> {
+        let store = Arc::new(RecordStore::open(&storage_root.join(DATABASE_FILE))?);
+        let metrics = metrics::DriftMetrics::register(registry);
+        metrics.set_active(store.active_count()?);
+        Ok(Self {
+            store,
+            resources: Arc::new(resources::ResourceRegistry::default()),
+            analyze: Arc::new(Notify::new()),
+            metrics,
+        })
+    }
+
+    pub fn api_state(&self) -> api::DriftApiState {
+        api::DriftApiState::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.resources) as Arc<dyn resources::ResourceView>,
+            Arc::clone(&self.analyze),
+        )
+    }
+}

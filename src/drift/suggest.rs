@@ -54,7 +54,7 @@ pub fn suggest(record: &DriftRecord) -> String {
             item.path
         ),
         DriftType::Scaling => format!(
-            "Scale back to {d} replicas with {revert}, or adopt replicas={l} by updating {unit} in ConfigHub."
+            "Scale back to replicas={d} with {revert}, or adopt replicas={l} by updating {unit} in ConfigHub."
         ),
         DriftType::VersionChange => format!(
             "Roll back the image to {d} with {revert}, or adopt {l} by updating {unit} in ConfigHub."
@@ -148,7 +148,7 @@ mod tests {
         );
         assert_eq!(
             r.suggestion,
-            "Scale back to 1 replicas with `flux reconcile kustomization apps -n flux-system`, or adopt replicas=3 by updating unit 'web' in ConfigHub."
+            "Scale back to replicas=1 with `flux reconcile kustomization apps -n flux-system`, or adopt replicas=3 by updating unit 'web' in ConfigHub."
         );
     }
 
