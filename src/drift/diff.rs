@@ -185,14 +185,14 @@ impl Walker<'_> {
 
 /// How elements of a list of objects are identified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ListKey {
+pub(crate) enum ListKey {
     Field(&'static str),
     /// `containerPort` or `port`, with the protocol.
     Port(&'static str),
 }
 
 impl ListKey {
-    fn of(self, v: &Value) -> Option<String> {
+    pub(crate) fn of(self, v: &Value) -> Option<String> {
         match self {
             ListKey::Field(f) => v.get(f)?.as_str().map(str::to_string),
             ListKey::Port(f) => {
@@ -205,7 +205,7 @@ impl ListKey {
 }
 
 /// The key that identifies every element of `d` uniquely, if any.
-fn list_key(d: &[Value], parent: &str) -> Option<ListKey> {
+pub(crate) fn list_key(d: &[Value], parent: &str) -> Option<ListKey> {
     let candidates: &[ListKey] = if parent == "volumeMounts" {
         &[ListKey::Field("mountPath"), ListKey::Field("name")]
     } else {

@@ -45,11 +45,25 @@ pub enum FixError {
 }
 
 /// The origin unit's YAML with the live values of `items` merged into the document of `key`.
-/// Expected items are skipped; a deletion removes the document.
+/// Expected items are skipped; a deletion removes the document. Item paths must index lists as the
+/// unit's document does; when they came from a diff against another desired object (a dry-run
+/// result), use [`fix_unit_yaml_from`].
 pub fn fix_unit_yaml(
     origin_unit_yaml: &str,
     key: &ObjectKey,
     items: &[ClassifiedItem],
+) -> Result<String, FixError> {
+    fix_unit_yaml_from(origin_unit_yaml, key, items, None)
+}
+
+/// [`fix_unit_yaml`] for items whose paths index the lists of `desired` (the object the diff compared,
+/// e.g. a server-side-apply dry run, where keyed lists may be ordered differently): list indices are
+/// translated to the unit document's by the elements' keys (`name`, `mountPath`, port).
+pub fn fix_unit_yaml_from(
+    origin_unit_yaml: &str,
+    key: &ObjectKey,
+    items: &[ClassifiedItem],
+    desired: Option<&serde_json::Value>,
 ) -> Result<String, FixError> {
     let acted: Vec<&ClassifiedItem> = items.iter().filter(|i| !i.expected).collect();
     if acted.is_empty() {
@@ -95,21 +109,31 @@ pub fn fix_unit_yaml(
         return Ok(join_documents(&docs));
     }
     // Sets first, then removals from the highest list index down, so indices stay valid.
-    let (mut removals, sets): (Vec<_>, Vec<_>) =
+    let (mut removals, sets): (Vec<&ClassifiedItem>, Vec<&ClassifiedItem>) =
         acted.into_iter().partition(|i| i.item.live.is_none());
+    let normalized = desired.map(super::normalize::normalize);
+    let target = |path: &str| match &normalized {
+        Some(d) => reindex(d, &value, &pointer::segments(path)),
+        None => pointer::segments(path),
+    };
+    let mut writes = Vec::new();
     for item in sets {
+        let path = &item.item.path;
         let live = item
             .item
             .live
             .as_ref()
-            .ok_or_else(|| FixError::BadPath(item.item.path.clone()))?;
+            .ok_or_else(|| FixError::BadPath(path.clone()))?;
         let live = serde_yaml_ng::to_value(live).map_err(|e| FixError::Yaml(e.to_string()))?;
-        set(&mut value, &pointer::segments(&item.item.path), live)
-            .ok_or_else(|| FixError::BadPath(item.item.path.clone()))?;
+        writes.push((target(path), live, path.clone()));
     }
-    removals.sort_by_key(|i| std::cmp::Reverse(sort_key(&i.item.path)));
-    for item in removals {
-        remove(&mut value, &pointer::segments(&item.item.path));
+    let mut removals: Vec<Vec<String>> = removals.drain(..).map(|i| target(&i.item.path)).collect();
+    for (segs, live, path) in writes {
+        set(&mut value, &segs, live).ok_or(FixError::BadPath(path))?;
+    }
+    removals.sort_by_key(|segs| std::cmp::Reverse(sort_key(segs)));
+    for segs in removals {
+        remove(&mut value, &segs);
     }
     docs[index].body =
         serde_yaml_ng::to_string(&value).map_err(|e| FixError::Yaml(e.to_string()))?;
@@ -117,11 +141,45 @@ pub fn fix_unit_yaml(
 }
 
 /// Numeric segments compare as numbers, so `/env/10` sorts after `/env/9`.
-fn sort_key(path: &str) -> Vec<(u64, String)> {
-    pointer::segments(path)
-        .into_iter()
-        .map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s))
+fn sort_key(segs: &[String]) -> Vec<(u64, String)> {
+    segs.iter()
+        .map(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.clone()))
         .collect()
+}
+
+/// Translates list indices of `segs` (into `desired`) to the unit document's, matching keyed list
+/// elements (`name`, `mountPath`, port) as the diff does. Unkeyed lists and unmatched elements keep
+/// their index.
+fn reindex(desired: &serde_json::Value, doc: &Yaml, segs: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(segs.len());
+    let (mut d, mut u) = (Some(desired), Some(doc));
+    for (n, seg) in segs.iter().enumerate() {
+        let mut seg = seg.clone();
+        if let (Some(serde_json::Value::Array(dl)), Some(Yaml::Sequence(ul)), Ok(i)) =
+            (d, u, seg.parse::<usize>())
+        {
+            let parent = n.checked_sub(1).map_or("", |p| segs[p].as_str());
+            let wanted =
+                super::diff::list_key(dl, parent).and_then(|k| Some((k, k.of(dl.get(i)?)?)));
+            if let Some((k, wanted)) = wanted {
+                let found = ul.iter().position(|e| {
+                    serde_json::to_value(e).ok().and_then(|e| k.of(&e)).as_ref() == Some(&wanted)
+                });
+                if let Some(j) = found {
+                    seg = j.to_string();
+                }
+            }
+            d = dl.get(i);
+        } else {
+            d = d.and_then(|d| d.get(seg.as_str()));
+        }
+        u = u.and_then(|u| match u {
+            Yaml::Sequence(ul) => seg.parse::<usize>().ok().and_then(|j| ul.get(j)),
+            other => other.get(seg.as_str()),
+        });
+        out.push(seg);
+    }
+    out
 }
 
 fn is_object(doc: &Yaml, key: &ObjectKey) -> bool {

@@ -136,3 +136,41 @@ fn fix_unit_adopts_the_real_drift() {
     // The other documents are kept byte for byte.
     assert!(fixed.ends_with(unit.split_once("---\n").unwrap().1));
 }
+
+#[test]
+fn fix_unit_translates_dry_run_list_indices_to_the_unit() {
+    use serde_json::json;
+    // The dry run orders env as [B, A] (say, live order); the unit has [A, B].
+    let mut dry = load("dry-deploy");
+    dry["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
+    let mut live = load("live-deploy");
+    live["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "B", "value": "2"}, {"name": "A", "value": "9"}]);
+    let ctx = DetectionContext {
+        ignore: &[],
+        source: DetectionSource::Analyze,
+        unit_slug: None,
+        revision: None,
+        repository: None,
+        at: chrono::Utc::now(),
+    };
+    let key = ObjectKey::new("Deployment", "default", "web");
+    let det = detect(&key, &dry, Some(&live), &ctx).unwrap();
+    let env_item = det
+        .items
+        .iter()
+        .find(|i| i.item.path.contains("/env/"))
+        .unwrap();
+    assert_eq!(
+        env_item.item.path,
+        "/spec/template/spec/containers/0/env/1/value"
+    );
+    let unit = include_str!("testdata/unit-web.yaml");
+    let fixed = super::fix_unit::fix_unit_yaml_from(unit, &key, &det.items, Some(&dry)).unwrap();
+    let doc: Value = serde_yaml_ng::from_str(fixed.split("---\n").next().unwrap()).unwrap();
+    assert_eq!(
+        doc["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}])
+    );
+}
