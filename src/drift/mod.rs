@@ -11,6 +11,7 @@ pub mod detect;
 pub mod diff;
 pub mod fields;
 pub mod fix_unit;
+pub mod flux_events;
 pub mod health;
 pub mod metrics;
 pub mod mode;
