@@ -8,6 +8,7 @@ use kube::Client;
 
 use crate::artifact::Storage;
 use crate::cli::{RunArgs, parse_listen_addr, shutdown_signal};
+use crate::drift::{DriftHandles, api::drift_api_router};
 use crate::http;
 use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
 use crate::telemetry::Metrics;
@@ -61,9 +62,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = UnitDataCache::new(root.join("cache")).context("opening the unit data cache")?;
 
     let metrics = Metrics::default();
-    let source_metrics = {
+    let (source_metrics, drift) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
-        SourceMetrics::register(&mut registry)
+        let source_metrics = SourceMetrics::register(&mut registry);
+        let drift =
+            DriftHandles::open(&root, &mut registry).context("opening the drift record store")?;
+        (source_metrics, drift)
     };
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
@@ -99,7 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
     let http_server = tokio::spawn(http::serve(
         http_listener,
-        http::router(state.clone()),
+        http::router_with_api(state.clone(), drift_api_router(drift.api_state())),
         stopped(&stop_tx),
     ));
     let controller = tokio::spawn(source::run(Arc::clone(&ctx), stopped(&stop_tx)));

@@ -9,8 +9,8 @@ pub mod repository;
 pub use artifact::Artifact;
 pub use external_artifact::{ExternalArtifact, ExternalArtifactSpec, ExternalArtifactStatus};
 pub use repository::{
-    ConfigHubRepository, ConfigHubRepositorySpec, ConfigHubRepositoryStatus, RevisionMode,
-    SecretReference,
+    ConfigHubRepository, ConfigHubRepositorySpec, ConfigHubRepositoryStatus, DriftMode,
+    DriftOverride, DriftSpec, RevisionMode, SecretReference,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Artifact;
+use crate::drift::{DriftType, IgnoreRule, Severity};
 
 /// Default ConfigHub origin; the client appends `/api`, as `cub` does with `CONFIGHUB_URL`.
 pub const DEFAULT_URL: &str = "https://hub.confighub.com";
@@ -67,6 +68,53 @@ pub struct ConfigHubRepositorySpec {
     /// Stop reconciling; the last artifact keeps being served.
     #[serde(default)]
     pub suspend: bool,
+
+    /// What to do when objects applied from this repository drift in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSpec>,
+}
+
+/// Drift handling for the objects applied from this repository.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSpec {
+    /// Default action for drift: Report (record only), Revert (restore the desired state) or Propose
+    /// (write a fix unit with the live values into ConfigHub for review).
+    #[serde(default)]
+    pub mode: DriftMode,
+
+    /// Per-type and/or per-severity modes; the most specific matching override wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<DriftOverride>,
+
+    /// Fields whose drift is expected and never acted on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<IgnoreRule>,
+
+    /// Space that receives fix units in Propose mode (the origin unit's space when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub fix_space: Option<String>,
+}
+
+/// The action taken on drift.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DriftMode {
+    #[default]
+    Report,
+    Revert,
+    Propose,
+}
+
+/// A mode for drift of one type and/or severity. At least one of `type` and `severity` should be set;
+/// an override with neither matches everything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftOverride {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub drift_type: Option<DriftType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub mode: DriftMode,
 }
 
 fn default_url() -> String {

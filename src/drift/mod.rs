@@ -1,5 +1,83 @@
-//! Drift: watch what Flux applied, compare it with the artifact, classify, record, remediate.
+//! Drift: what changed in the cluster behind Flux's back, how bad it is, and what to do about it.
+//!
+//! The core is pure — [`normalize`], [`diff`], [`classify`], [`suggest`], [`fix_unit`], [`health`] are
+//! functions of data — and the edges are small: [`store`] (SQLite records), [`api`] (REST), [`metrics`].
+//! Watches, dry runs, conditions and remediation are wired by the controller (see docs/drift.md).
 
+pub mod api;
+pub mod base64;
+pub mod classify;
 pub mod cluster;
 pub mod desired;
+pub mod detect;
+pub mod diff;
+pub mod fields;
+pub mod fix_unit;
+pub mod flux_events;
+pub mod health;
 pub mod inventory;
+pub mod metrics;
+pub mod mode;
+pub mod normalize;
+pub mod pointer;
+pub mod quantity;
+pub mod record;
+pub mod resources;
+pub mod store;
+pub mod suggest;
+pub mod types;
+
+#[cfg(test)]
+mod real;
+
+pub use classify::{classify, classify_item, expected, highest};
+pub use detect::{Detection, DetectionContext, detect};
+pub use diff::diff;
+pub use fields::FieldOwners;
+pub use normalize::{normalize, normalize_pair};
+pub use record::{DetectionSource, DriftRecord, ObjectRef, RecordStatus};
+pub use store::{RecordFilter, RecordStore, Statistics, StoreError, Transition};
+pub use types::{ClassifiedItem, DriftItem, DriftType, IgnoreRule, ObjectKey, Severity};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+/// File name of the record database under `--storage-path`.
+pub const DATABASE_FILE: &str = "drift.db";
+
+/// The drift state the process shares: opened once by `run`, handed to the API now and to the
+/// controller when it is wired (it fills `resources`, writes to `store`, waits on `analyze`).
+#[derive(Clone)]
+pub struct DriftHandles {
+    pub store: Arc<RecordStore>,
+    pub resources: Arc<resources::ResourceRegistry>,
+    /// Fired by `POST /api/v1/analyze`; the controller runs a full comparison on each notification.
+    pub analyze: Arc<Notify>,
+    pub metrics: metrics::DriftMetrics,
+}
+
+impl DriftHandles {
+    /// Opens `<storage_root>/drift.db`, registers the metrics and primes the active gauge.
+    pub fn open(storage_root: &Path, registry: &mut Registry) -> Result<Self, StoreError> {
+        let store = Arc::new(RecordStore::open(&storage_root.join(DATABASE_FILE))?);
+        let metrics = metrics::DriftMetrics::register(registry);
+        metrics.set_active(store.active_count()?);
+        Ok(Self {
+            store,
+            resources: Arc::new(resources::ResourceRegistry::default()),
+            analyze: Arc::new(Notify::new()),
+            metrics,
+        })
+    }
+
+    pub fn api_state(&self) -> api::DriftApiState {
+        api::DriftApiState::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.resources) as Arc<dyn resources::ResourceView>,
+            Arc::clone(&self.analyze),
+        )
+    }
+}

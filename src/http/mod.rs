@@ -1,5 +1,5 @@
-//! The HTTP side of the controller on `--http-addr`: health probes and Prometheus metrics
-//! (and, later, the REST API).
+//! The HTTP side of the controller on `--http-addr`: health probes, Prometheus metrics and, merged in
+//! with [`router_with_api`], the drift REST API ([`crate::drift::api`]).
 
 pub mod artifact_server;
 
@@ -41,6 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// [`router`] plus another router's routes, e.g. `crate::drift::api::drift_api_router(..)`.
+pub fn router_with_api(state: AppState, api: Router) -> Router {
+    router(state).merge(api)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,0 +1,152 @@
+//! The resources view behind `GET /api/v1/resources`: desired and live spec, drift and health per
+//! managed object. The controller fills it as it compares objects; the API only reads it.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::health::{Health, health};
+use super::normalize::{normalize, normalize_pair};
+use super::types::{DriftItem, ObjectKey};
+
+/// One managed object as the API shows it. Values are normalised (Secret values masked).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub desired: Value,
+    pub live: Option<Value>,
+    pub drifted: bool,
+    pub items: Vec<DriftItem>,
+    pub health: Health,
+}
+
+impl ResourceState {
+    /// Builds the view of one object; health comes from the raw live status, before normalisation
+    /// drops it, and Secret values are masked before anything is kept.
+    pub fn new(
+        key: &ObjectKey,
+        desired: &Value,
+        live: Option<&Value>,
+        items: Vec<DriftItem>,
+    ) -> Self {
+        let health = health(live);
+        let (desired, live) = match live {
+            Some(l) => {
+                let (d, _) = normalize_pair(desired, Some(l));
+                (d, Some(normalize(l)))
+            }
+            None => (normalize(desired), None),
+        };
+        Self {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            desired,
+            live,
+            drifted: !items.is_empty(),
+            items,
+            health,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.kind, &self.namespace, &self.name)
+    }
+}
+
+/// Query for [`ResourceView::list`]; `kind` matches case-insensitively.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceQuery {
+    pub namespace: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ResourceQuery {
+    fn matches(&self, r: &ResourceState) -> bool {
+        self.namespace.as_ref().is_none_or(|n| *n == r.namespace)
+            && self
+                .kind
+                .as_ref()
+                .is_none_or(|k| k.eq_ignore_ascii_case(&r.kind))
+            && self.name.as_ref().is_none_or(|n| *n == r.name)
+    }
+}
+
+/// Where the API reads resources from. The controller may implement it over its own caches; the
+/// in-memory [`ResourceRegistry`] is the default.
+pub trait ResourceView: Send + Sync {
+    fn list(&self, query: &ResourceQuery) -> Vec<ResourceState>;
+}
+
+/// An in-memory registry the controller fills (`upsert` after each comparison, `remove` when an object
+/// leaves the inventory).
+#[derive(Default)]
+pub struct ResourceRegistry {
+    inner: RwLock<BTreeMap<ObjectKey, ResourceState>>,
+}
+
+impl ResourceRegistry {
+    pub fn upsert(&self, state: ResourceState) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(state.key(), state);
+    }
+
+    pub fn remove(&self, key: &ObjectKey) -> Option<ResourceState> {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(key)
+    }
+}
+
+impl ResourceView for ResourceRegistry {
+    fn list(&self, query: &ResourceQuery) -> Vec<ResourceState> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        map.values().filter(|r| query.matches(r)).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn registry_filters_and_masks() {
+        let reg = ResourceRegistry::default();
+        let secret = json!({"kind": "Secret", "metadata": {"name": "db", "namespace": "a"}, "data": {"pw": "aHVudGVyMg=="}});
+        reg.upsert(ResourceState::new(
+            &ObjectKey::new("Secret", "a", "db"),
+            &secret,
+            Some(&secret),
+            vec![],
+        ));
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "b"}, "data": {"k": "v"}});
+        reg.upsert(ResourceState::new(
+            &ObjectKey::new("ConfigMap", "b", "cfg"),
+            &cm,
+            None,
+            vec![DriftItem::deleted(cm.clone())],
+        ));
+        assert_eq!(reg.list(&ResourceQuery::default()).len(), 2);
+        let q = ResourceQuery {
+            kind: Some("configmap".into()),
+            ..Default::default()
+        };
+        let found = reg.list(&q);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].drifted);
+        assert_eq!(found[0].health, Health::Unhealthy);
+        let text = serde_json::to_string(&reg.list(&ResourceQuery {
+            namespace: Some("a".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(!text.contains("aHVudGVyMg==") && text.contains("***"));
+        assert!(reg.remove(&ObjectKey::new("Secret", "a", "db")).is_some());
+        assert_eq!(reg.list(&ResourceQuery::default()).len(), 1);
+    }
+}

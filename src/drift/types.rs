@@ -1,0 +1,237 @@
+//! The vocabulary shared by every drift step: object keys, drift items, types, severities and ignore rules.
+//! These types also appear in the `ConfigHubRepository` CRD (`spec.drift`), hence the `JsonSchema` derives.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Identifies one managed object. Its [`ObjectKey::id`] is the drift record id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: String,
+    /// Empty for cluster-scoped objects.
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(
+        kind: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `<Kind>:<namespace>:<name>`; the namespace part is empty for cluster-scoped objects.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.kind, self.namespace, self.name)
+    }
+
+    /// Parses an id made by [`ObjectKey::id`]. Names cannot contain `:`, so splitting is unambiguous.
+    pub fn parse_id(id: &str) -> Option<Self> {
+        let mut parts = id.splitn(3, ':');
+        let kind = parts.next().filter(|k| !k.is_empty())?;
+        let namespace = parts.next()?;
+        let name = parts.next().filter(|n| !n.is_empty() && !n.contains(':'))?;
+        Some(Self::new(kind, namespace, name))
+    }
+
+    /// The key of a Kubernetes object, from its `kind` and `metadata`.
+    pub fn of(obj: &Value) -> Option<Self> {
+        let kind = obj.get("kind")?.as_str()?;
+        let meta = obj.get("metadata")?;
+        let name = meta.get("name")?.as_str()?;
+        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+        Some(Self::new(kind, namespace, name))
+    }
+}
+
+/// One difference between the desired and the live object.
+///
+/// `path` is a JSON pointer into the *desired* object (list indices are desired indices, even when a
+/// list was matched by name), so it can be applied to the unit the object came from. `None` means the
+/// field is absent on that side. For Secrets the values are masks (`***`), never data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftItem {
+    pub path: String,
+    #[serde(default)]
+    pub desired: Option<Value>,
+    #[serde(default)]
+    pub live: Option<Value>,
+    /// The field manager that last wrote the live field, from `metadata.managedFields`.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+impl DriftItem {
+    /// The single item that stands for a deleted object: path `""` (the whole document), no live value.
+    pub fn deleted(desired: Value) -> Self {
+        Self {
+            path: String::new(),
+            desired: Some(desired),
+            live: None,
+            actor: None,
+        }
+    }
+
+    pub fn is_deletion(&self) -> bool {
+        self.path.is_empty() && self.live.is_none()
+    }
+}
+
+/// What kind of change a drift item is. Names are part of the API and the CRD.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum DriftType {
+    Scaling,
+    VersionChange,
+    ResourceChange,
+    ConfigurationChange,
+    LabelChange,
+    AnnotationChange,
+    PortChange,
+    VolumeChange,
+    SecretChange,
+    ConfigMapChange,
+    Deleted,
+    Other,
+}
+
+impl DriftType {
+    pub const ALL: [DriftType; 12] = [
+        DriftType::Scaling,
+        DriftType::VersionChange,
+        DriftType::ResourceChange,
+        DriftType::ConfigurationChange,
+        DriftType::LabelChange,
+        DriftType::AnnotationChange,
+        DriftType::PortChange,
+        DriftType::VolumeChange,
+        DriftType::SecretChange,
+        DriftType::ConfigMapChange,
+        DriftType::Deleted,
+        DriftType::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftType::Scaling => "Scaling",
+            DriftType::VersionChange => "VersionChange",
+            DriftType::ResourceChange => "ResourceChange",
+            DriftType::ConfigurationChange => "ConfigurationChange",
+            DriftType::LabelChange => "LabelChange",
+            DriftType::AnnotationChange => "AnnotationChange",
+            DriftType::PortChange => "PortChange",
+            DriftType::VolumeChange => "VolumeChange",
+            DriftType::SecretChange => "SecretChange",
+            DriftType::ConfigMapChange => "ConfigMapChange",
+            DriftType::Deleted => "Deleted",
+            DriftType::Other => "Other",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How bad a drift is. Ordered, so `max()` gives the highest.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+        }
+    }
+
+    /// Case-insensitive parse, for query strings.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Severity::Low, Severity::Medium, Severity::High]
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Fields of managed objects whose drift is expected and never acted on (for example fields another
+/// controller owns). `paths` are JSON pointers matched as prefixes on whole segments; a `*` segment
+/// matches any one segment; no paths means the whole object. `kind` and `name` narrow the rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IgnoreRule {
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A drift item with its classification, as stored in records and served by the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifiedItem {
+    #[serde(flatten)]
+    pub item: DriftItem,
+    #[serde(rename = "type")]
+    pub drift_type: DriftType,
+    pub severity: Severity,
+    /// Autoscaler-owned or ignored by a rule: recorded, never acted on.
+    pub expected: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_round_trip_including_cluster_scoped_objects() {
+        let k = ObjectKey::new("Deployment", "default", "web");
+        assert_eq!(k.id(), "Deployment:default:web");
+        assert_eq!(ObjectKey::parse_id(&k.id()), Some(k));
+        let c = ObjectKey::new("ClusterRole", "", "admin");
+        assert_eq!(c.id(), "ClusterRole::admin");
+        assert_eq!(ObjectKey::parse_id("ClusterRole::admin"), Some(c));
+        assert_eq!(ObjectKey::parse_id("nonsense"), None);
+        assert_eq!(ObjectKey::parse_id("A:b:"), None);
+    }
+
+    #[test]
+    fn key_of_an_object() {
+        let obj = json!({"kind":"Service","metadata":{"name":"web","namespace":"apps"}});
+        assert_eq!(
+            ObjectKey::of(&obj),
+            Some(ObjectKey::new("Service", "apps", "web"))
+        );
+        assert_eq!(ObjectKey::of(&json!({"kind": 3})), None);
+    }
+
+    #[test]
+    fn severities_order_and_parse() {
+        assert!(Severity::High > Severity::Medium && Severity::Medium > Severity::Low);
+        assert_eq!(Severity::parse("high"), Some(Severity::High));
+        assert_eq!(Severity::parse("Huge"), None);
+    }
+}
