@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod desired;
 pub mod detect;
 pub mod diff;
+pub mod engine;
 pub mod fields;
 pub mod fix_unit;
 pub mod flux_events;

@@ -133,7 +133,8 @@ fn list(names: &[String]) -> String {
     text
 }
 
-async fn read_token(
+/// The ConfigHub token from the repository's Secret (`None` without `secretRef`).
+pub async fn read_token(
     chr: &ConfigHubRepository,
     ctx: &Context,
     namespace: &str,
