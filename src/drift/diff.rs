@@ -490,4 +490,29 @@ pub(crate) mod tests {
         live["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "cfg", "mountPath": "/b", "subPath": "b"}, {"name": "cfg", "mountPath": "/a", "subPath": "a"}]);
         assert!(run(&desired, Some(&live)).is_empty());
     }
+
+    #[test]
+    fn odd_inputs_never_panic() {
+        let odd = [
+            json!(null),
+            json!(3),
+            json!("x"),
+            json!([1, {"a": 2}]),
+            json!({"kind": "Secret", "data": "not-a-map", "stringData": ["x"]}),
+            json!({"kind": "Secret", "data": {"k": 1}, "stringData": {"n": 5}}),
+            json!({"metadata": "m", "spec": {"ports": "p", "replicas": "many"}}),
+            json!({"metadata": {"annotations": {RECONCILE_ANNOTATION: 7}, "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"i:x": {}, "v:bad": {}, "k:{}": {"f:y": 1}}}}]},
+                   "spec": {"containers": [{"name": 1}, {"name": 1}], "replicas": 0}}),
+        ];
+        for d in &odd {
+            for l in &odd {
+                let items = run(d, Some(l));
+                let _ = crate::drift::classify::classify("Deployment", &items);
+                let _ = crate::drift::normalize::normalize(l);
+                let _ = crate::drift::health::health(Some(l));
+                let _ = crate::drift::ObjectKey::of(l);
+            }
+            let _ = run(d, None);
+        }
+    }
 }

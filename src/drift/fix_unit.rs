@@ -668,4 +668,32 @@ spec:
                 <= MAX_DESCRIPTION
         );
     }
+
+    #[test]
+    fn odd_units_are_errors_not_panics() {
+        let key = ObjectKey::new("Deployment", "default", "web");
+        let drift = items(
+            "Deployment",
+            vec![it("/spec/replicas", Some(json!(1)), Some(json!(3)))],
+            &[],
+        );
+        for unit in [
+            "",
+            "---\n---\n",
+            "[1, 2]",
+            "a: &x [*x]",
+            "? [a]\n: b\n",
+            "kind: Deployment\nmetadata: 3\n",
+            "kind: Deployment\nmetadata:\n  name: web\nspec: 3\n",
+            "...\n--- !tag\nx: 1\n",
+        ] {
+            let _ = fix_unit_yaml(unit, &key, &drift);
+        }
+        let odd_path = items(
+            "Deployment",
+            vec![it("/spec/replicas/deeper/0", None, Some(json!(3)))],
+            &[],
+        );
+        assert!(fix_unit_yaml(UNIT, &key, &odd_path).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! Drift: what changed in the cluster behind Flux's back, how bad it is, and what to do about it.
 //!
-//! The core is pure — [`normalize`], [`diff`], [`classify`], [`suggest`], [`fix_unit`], [`health`] are
+//! The core is pure — [`mod@normalize`], [`mod@diff`], [`mod@classify`], [`suggest`], [`fix_unit`], [`health`] are
 //! functions of data — and the edges are small: [`store`] (SQLite records), [`api`] (REST), [`metrics`].
 //! Watches, dry runs, conditions and remediation are wired by the controller (see docs/drift.md).
 

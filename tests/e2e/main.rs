@@ -4,5 +4,6 @@
 
 mod support;
 
+mod drift;
 mod smoke;
 mod source;
