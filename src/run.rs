@@ -87,7 +87,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
     };
-    let ctx = source::Context::new(client, source_metrics, storage, cache, options);
+    let ctx = source::Context::new(client.clone(), source_metrics, storage, cache, options);
+    let engine = crate::drift::engine::DriftEngine::new(client, Arc::clone(&ctx), drift.clone());
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let stopped = |tx: &tokio::sync::broadcast::Sender<()>| {
@@ -107,6 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(&stop_tx),
     ));
     let controller = tokio::spawn(source::run(Arc::clone(&ctx), stopped(&stop_tx)));
+    let drift_engine = tokio::spawn(engine.run(stopped(&stop_tx)));
     state.set_ready(true);
 
     shutdown_signal().await;
@@ -114,6 +116,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     state.set_ready(false);
     let _ = stop_tx.send(());
     let _ = controller.await;
+    let _ = drift_engine.await;
     let _ = artifact_server.await;
     let _ = http_server.await;
     Ok(())

@@ -18,10 +18,12 @@ pub const FLUX_MANAGER: &str = "kustomize-controller";
 pub const FLUX_NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 pub const FLUX_NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
 
+type Gvk = (String, String, String);
+
 /// Discovery answers, remembered per group/version/kind.
 pub struct Resources {
     client: Client,
-    known: Mutex<HashMap<(String, String, String), (ApiResource, ApiCapabilities)>>,
+    known: Mutex<HashMap<Gvk, (ApiResource, ApiCapabilities)>>,
 }
 
 impl Resources {

@@ -17,12 +17,15 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::cluster::{FLUX_MANAGER, FLUX_NAME_LABEL, FLUX_NAMESPACE_LABEL, Resources, as_flux_applies, last_writer};
+use super::cluster::{
+    FLUX_MANAGER, FLUX_NAME_LABEL, FLUX_NAMESPACE_LABEL, Resources, as_flux_applies, last_writer,
+};
 use super::desired::{DesiredObject, desired_objects};
 use super::inventory::{InventoryEntry, external_artifact_source};
 use super::{
-    DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey, ObjectRef, RecordFilter, RecordStatus,
-    Transition, detect, fix_unit, mode::effective_mode, resources::ResourceState,
+    DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey, ObjectRef,
+    RecordFilter, RecordStatus, Transition, detect, fix_unit, mode::effective_mode,
+    resources::ResourceState,
 };
 use crate::api::{ConfigHubRepository, DriftMode};
 use crate::confighub::{self, SpaceCreate, UnitCreate, UnitPatch};
@@ -87,14 +90,19 @@ impl DriftEngine {
     /// Re-reads repositories and Kustomizations, then compares every managed object.
     async fn full_check(self: Arc<Self>, source: DetectionSource) -> kube::Result<()> {
         self.refresh_repos().await?;
-        let ks_api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kustomization_resource());
+        let ks_api: Api<DynamicObject> =
+            Api::all_with(self.client.clone(), &kustomization_resource());
         let kustomizations = ks_api.list(&ListParams::default()).await?;
         let mut links = HashMap::new();
         let mut checked = HashSet::new();
         for ks in kustomizations.items {
             let ks_value = serde_json::to_value(&ks).unwrap_or(Value::Null);
-            let Some(repo_key) = external_artifact_source(&ks_value) else { continue };
-            let Some(repo) = self.repo(&repo_key) else { continue };
+            let Some(repo_key) = external_artifact_source(&ks_value) else {
+                continue;
+            };
+            let Some(repo) = self.repo(&repo_key) else {
+                continue;
+            };
             let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
             links.insert(ks_key.clone(), repo_key.clone());
             for entry in super::inventory::entries(&ks_value) {
@@ -103,13 +111,25 @@ impl DriftEngine {
                 self.check(&repo, &ks_key, &entry, None, source).await;
             }
         }
-        *self.kustomizations.write().unwrap_or_else(|p| p.into_inner()) = links;
+        *self
+            .kustomizations
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = links;
 
         // Records of objects no longer managed (pruned after their unit went away) are over.
-        let repos: Vec<Arc<Repo>> = self.repos.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let repos: Vec<Arc<Repo>> = self
+            .repos
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for record in self.active_records() {
             let managed_here = record.repository.as_ref().is_some_and(|r| {
-                repos.iter().any(|repo| repo.chr.namespace().as_deref() == Some(&r.namespace) && repo.chr.name_any() == r.name)
+                repos.iter().any(|repo| {
+                    repo.chr.namespace().as_deref() == Some(&r.namespace)
+                        && repo.chr.name_any() == r.name
+                })
             });
             if managed_here && !checked.contains(&record.id) {
                 self.resolve(&record.id).await;
@@ -122,7 +142,11 @@ impl DriftEngine {
     }
 
     fn repo(&self, key: &RepoKey) -> Option<Arc<Repo>> {
-        self.repos.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.repos
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// Loads the desired objects of every repository whose artifact changed since last time.
@@ -132,14 +156,18 @@ impl DriftEngine {
         let mut next = HashMap::new();
         for chr in list.items {
             let key = (chr.namespace().unwrap_or_default(), chr.name_any());
-            let Some(artifact) = chr.status.as_ref().and_then(|s| s.artifact.clone()) else { continue };
+            let Some(artifact) = chr.status.as_ref().and_then(|s| s.artifact.clone()) else {
+                continue;
+            };
             let known = self.repo(&key).filter(|r| r.digest == artifact.digest);
             let objects = match known {
                 Some(repo) => repo.objects.clone(),
                 None => {
                     let path = self.source.storage.root().join(&artifact.path);
                     let read = tokio::task::spawn_blocking(move || {
-                        std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| desired_objects(&b))
+                        std::fs::read(&path)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| desired_objects(&b))
                     })
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));
@@ -152,7 +180,14 @@ impl DriftEngine {
                     }
                 }
             };
-            next.insert(key, Arc::new(Repo { chr, digest: artifact.digest, objects }));
+            next.insert(
+                key,
+                Arc::new(Repo {
+                    chr,
+                    digest: artifact.digest,
+                    objects,
+                }),
+            );
         }
         *self.repos.write().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
@@ -160,8 +195,17 @@ impl DriftEngine {
 
     /// Starts a cluster-wide watch on the Flux-managed objects of `entry`'s kind, once per kind.
     fn ensure_watch(self: Arc<Self>, entry: &InventoryEntry) {
-        let key = (entry.group.clone(), entry.version.clone(), entry.kind.clone());
-        if !self.watched.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone()) {
+        let key = (
+            entry.group.clone(),
+            entry.version.clone(),
+            entry.kind.clone(),
+        );
+        if !self
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
             return;
         }
         let entry = entry.clone();
@@ -170,7 +214,10 @@ impl DriftEngine {
                 Ok((resource, _)) => resource,
                 Err(err) => {
                     tracing::warn!(kind = %entry.kind, error = %err, "drift: cannot watch this kind");
-                    self.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                    self.watched
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
                     return;
                 }
             };
@@ -179,8 +226,12 @@ impl DriftEngine {
             let mut events = std::pin::pin!(watcher(api, config));
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(watcher::Event::Apply(obj)) => Arc::clone(&self).on_change(&entry, obj, false).await,
-                    Ok(watcher::Event::Delete(obj)) => Arc::clone(&self).on_change(&entry, obj, true).await,
+                    Ok(watcher::Event::Apply(obj)) => {
+                        Arc::clone(&self).on_change(&entry, obj, false).await
+                    }
+                    Ok(watcher::Event::Delete(obj)) => {
+                        Arc::clone(&self).on_change(&entry, obj, true).await
+                    }
                     Ok(_) => {}
                     Err(err) => {
                         tracing::debug!(kind = %entry.kind, error = %err, "drift: watch error; retrying");
@@ -193,17 +244,32 @@ impl DriftEngine {
 
     /// A watched object changed: compare now unless kustomize-controller itself wrote it and nothing
     /// is open for it (its own applies are not drift; they may end an episode, though).
-    async fn on_change(self: Arc<Self>, kind_entry: &InventoryEntry, obj: DynamicObject, deleted: bool) {
+    async fn on_change(
+        self: Arc<Self>,
+        kind_entry: &InventoryEntry,
+        obj: DynamicObject,
+        deleted: bool,
+    ) {
         let labels = obj.labels();
-        let (Some(ks_name), Some(ks_ns)) = (labels.get(FLUX_NAME_LABEL), labels.get(FLUX_NAMESPACE_LABEL)) else {
+        let (Some(ks_name), Some(ks_ns)) = (
+            labels.get(FLUX_NAME_LABEL),
+            labels.get(FLUX_NAMESPACE_LABEL),
+        ) else {
             return;
         };
         let ks_key = (ks_ns.clone(), ks_name.clone());
-        let Some(repo_key) = self.kustomizations.read().unwrap_or_else(|p| p.into_inner()).get(&ks_key).cloned()
+        let Some(repo_key) = self
+            .kustomizations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ks_key)
+            .cloned()
         else {
             return;
         };
-        let Some(repo) = self.repo(&repo_key) else { return };
+        let Some(repo) = self.repo(&repo_key) else {
+            return;
+        };
         let entry = InventoryEntry {
             namespace: obj.namespace().unwrap_or_default(),
             name: obj.name_any(),
@@ -216,7 +282,8 @@ impl DriftEngine {
             return;
         }
         let live = if deleted { None } else { Some(live) };
-        self.check(&repo, &ks_key, &entry, Some(live), DetectionSource::Watch).await;
+        self.check(&repo, &ks_key, &entry, Some(live), DetectionSource::Watch)
+            .await;
     }
 
     /// Compares one object with its desired state, records the result, and acts on it.
@@ -228,7 +295,9 @@ impl DriftEngine {
         live: Option<Option<Value>>,
         source: DetectionSource,
     ) {
-        let Some(desired) = repo.objects.iter().find(|o| o.matches(entry)) else { return };
+        let Some(desired) = repo.objects.iter().find(|o| o.matches(entry)) else {
+            return;
+        };
         let applied = as_flux_applies(&desired.object, entry, &ks.0, &ks.1);
         let live = match live {
             Some(live) => live,
@@ -250,8 +319,17 @@ impl DriftEngine {
             None => applied.clone(),
         };
         let key = ObjectKey::new(&entry.kind, &entry.namespace, &entry.name);
-        let repo_ref = ObjectRef::new(repo.chr.namespace().unwrap_or_default(), repo.chr.name_any());
-        let ignore = repo.chr.spec.drift.as_ref().map(|d| d.ignore.as_slice()).unwrap_or_default();
+        let repo_ref = ObjectRef::new(
+            repo.chr.namespace().unwrap_or_default(),
+            repo.chr.name_any(),
+        );
+        let ignore = repo
+            .chr
+            .spec
+            .drift
+            .as_ref()
+            .map(|d| d.ignore.as_slice())
+            .unwrap_or_default();
         let ctx = DetectionContext {
             ignore,
             source,
@@ -261,8 +339,13 @@ impl DriftEngine {
             at: Utc::now(),
         };
         let detection = detect(&key, &compared, live.as_ref(), &ctx);
-        let items = detection.as_ref().map(|d| d.items.iter().map(|i| i.item.clone()).collect()).unwrap_or_default();
-        self.handles.resources.upsert(ResourceState::new(&key, &compared, live.as_ref(), items));
+        let items = detection
+            .as_ref()
+            .map(|d| d.items.iter().map(|i| i.item.clone()).collect())
+            .unwrap_or_default();
+        self.handles
+            .resources
+            .upsert(ResourceState::new(&key, &compared, live.as_ref(), items));
 
         let Some(detection) = detection else {
             self.resolve(&key.id()).await;
@@ -285,13 +368,23 @@ impl DriftEngine {
                 self.handles.metrics.detection_latency.observe(latency);
             }
             tracing::info!(id = %record.id, severity = %record.severity, actor = ?record.actor, "drift detected");
-            let note = format!("{} drifted ({}): {}", record.id, record.severity, record.suggestion);
-            let kind = if record.expected { EventType::Normal } else { EventType::Warning };
-            self.source.publish_event(&repo.chr, kind, "DriftDetected", &note).await;
+            let note = format!(
+                "{} drifted ({}): {}",
+                record.id, record.severity, record.suggestion
+            );
+            let kind = if record.expected {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            self.source
+                .publish_event(&repo.chr, kind, "DriftDetected", &note)
+                .await;
             self.update_drifted_condition(repo).await;
         }
         if transition != Transition::Unchanged && !record.expected {
-            self.remediate(repo, ks, &record, &compared, transition).await;
+            self.remediate(repo, ks, &record, &compared, transition)
+                .await;
         }
     }
 
@@ -312,7 +405,14 @@ impl DriftEngine {
             .as_ref()
             .and_then(|r| self.repo(&(r.namespace.clone(), r.name.clone())));
         if let Some(repo) = repo {
-            self.source.publish_event(&repo.chr, EventType::Normal, "DriftResolved", &format!("{id} matches the desired state again")).await;
+            self.source
+                .publish_event(
+                    &repo.chr,
+                    EventType::Normal,
+                    "DriftResolved",
+                    &format!("{id} matches the desired state again"),
+                )
+                .await;
             self.update_drifted_condition(&repo).await;
             if let Some(slug) = &record.fix_unit {
                 self.label_fix_unit_resolved(&repo, slug).await;
@@ -323,38 +423,78 @@ impl DriftEngine {
     fn active_records(&self) -> Vec<DriftRecord> {
         self.handles
             .store
-            .list(&RecordFilter { status: Some(RecordStatus::Active), ..Default::default() })
+            .list(&RecordFilter {
+                status: Some(RecordStatus::Active),
+                ..Default::default()
+            })
             .unwrap_or_default()
     }
 
     /// Sets the repository's `Drifted` condition from its active, actionable records.
     async fn update_drifted_condition(&self, repo: &Repo) {
-        let (ns, name) = (repo.chr.namespace().unwrap_or_default(), repo.chr.name_any());
+        let (ns, name) = (
+            repo.chr.namespace().unwrap_or_default(),
+            repo.chr.name_any(),
+        );
         let active: Vec<DriftRecord> = self
             .active_records()
             .into_iter()
-            .filter(|r| !r.expected && r.repository.as_ref().is_some_and(|o| o.namespace == ns && o.name == name))
+            .filter(|r| {
+                !r.expected
+                    && r.repository
+                        .as_ref()
+                        .is_some_and(|o| o.namespace == ns && o.name == name)
+            })
             .collect();
         let api: Api<ConfigHubRepository> = Api::namespaced(self.client.clone(), &ns);
-        let Ok(current) = api.get(&name).await else { return };
+        let Ok(current) = api.get(&name).await else {
+            return;
+        };
         let previous = current.status.clone().unwrap_or_default().conditions;
-        let worst = active.iter().map(|r| r.severity).max().map(|s| s.to_string());
-        let next = source_conditions::with_drifted(&previous, active.len(), worst.as_deref(), current.metadata.generation);
+        let worst = active
+            .iter()
+            .map(|r| r.severity)
+            .max()
+            .map(|s| s.to_string());
+        let next = source_conditions::with_drifted(
+            &previous,
+            active.len(),
+            worst.as_deref(),
+            current.metadata.generation,
+        );
         if next == previous {
             return;
         }
         let patch = json!({"status": {"conditions": next}});
-        if let Err(err) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        if let Err(err) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             tracing::debug!(%ns, %name, error = %err, "drift: cannot update the Drifted condition");
         }
     }
 
-    async fn remediate(&self, repo: &Repo, ks: &RepoKey, record: &DriftRecord, compared: &Value, transition: Transition) {
-        let Some(primary) = record.primary_item() else { return };
-        let mode = effective_mode(repo.chr.spec.drift.as_ref(), primary.drift_type, primary.severity);
+    async fn remediate(
+        &self,
+        repo: &Repo,
+        ks: &RepoKey,
+        record: &DriftRecord,
+        compared: &Value,
+        transition: Transition,
+    ) {
+        let Some(primary) = record.primary_item() else {
+            return;
+        };
+        let mode = effective_mode(
+            repo.chr.spec.drift.as_ref(),
+            primary.drift_type,
+            primary.severity,
+        );
         match mode {
             DriftMode::Report => {}
-            DriftMode::Revert if transition == Transition::Started => self.request_flux_reconcile(ks, &record.id).await,
+            DriftMode::Revert if transition == Transition::Started => {
+                self.request_flux_reconcile(ks, &record.id).await
+            }
             DriftMode::Revert => {}
             DriftMode::Propose => self.write_fix_unit(repo, record, compared).await,
         }
@@ -363,22 +503,44 @@ impl DriftEngine {
     /// Asks kustomize-controller to reconcile now (`reconcile.fluxcd.io/requestedAt`), which restores
     /// the object; the watch then sees the restore and resolves the record.
     async fn request_flux_reconcile(&self, ks: &RepoKey, id: &str) {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ks.0, &kustomization_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &ks.0, &kustomization_resource());
         let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": Utc::now().to_rfc3339()}}});
-        match api.patch(&ks.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => tracing::info!(%id, kustomization = %ks.1, "drift: requested a Flux reconcile to revert"),
+        match api
+            .patch(&ks.1, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(%id, kustomization = %ks.1, "drift: requested a Flux reconcile to revert")
+            }
             Err(err) => tracing::warn!(%id, error = %err, "drift: cannot request a Flux reconcile"),
         }
     }
 
-    async fn confighub_for(&self, repo: &Repo) -> Result<(confighub::Client, confighub::Space), String> {
-        let token = source::pipeline::read_token(&repo.chr, &self.source, &repo.chr.namespace().unwrap_or_default())
-            .await
-            .map_err(|f| f.message)?;
-        let client = self.source.confighub(&repo.chr.spec.url, token).map_err(|e| e.to_string())?;
-        let space = match self.source.cached_space(&repo.chr.spec.url, &repo.chr.spec.space) {
+    async fn confighub_for(
+        &self,
+        repo: &Repo,
+    ) -> Result<(confighub::Client, confighub::Space), String> {
+        let token = source::pipeline::read_token(
+            &repo.chr,
+            &self.source,
+            &repo.chr.namespace().unwrap_or_default(),
+        )
+        .await
+        .map_err(|f| f.message)?;
+        let client = self
+            .source
+            .confighub(&repo.chr.spec.url, token)
+            .map_err(|e| e.to_string())?;
+        let space = match self
+            .source
+            .cached_space(&repo.chr.spec.url, &repo.chr.spec.space)
+        {
             Some(space) => space,
-            None => client.resolve_space(&repo.chr.spec.space).await.map_err(|e| e.to_string())?,
+            None => client
+                .resolve_space(&repo.chr.spec.space)
+                .await
+                .map_err(|e| e.to_string())?,
         };
         Ok((client, space))
     }
@@ -406,9 +568,15 @@ impl DriftEngine {
         compared: &Value,
     ) -> Result<String, (&'static str, String)> {
         let failed = |e: String| ("failed", e);
-        let origin_slug = record.unit_slug.clone().ok_or(("refused", "no origin unit".to_string()))?;
+        let origin_slug = record
+            .unit_slug
+            .clone()
+            .ok_or(("refused", "no origin unit".to_string()))?;
         let (client, space) = self.confighub_for(repo).await.map_err(failed)?;
-        let filter = confighub::Where::new().eq("Slug", &origin_slug).build().map_err(|e| failed(e.to_string()))?;
+        let filter = confighub::Where::new()
+            .eq("Slug", &origin_slug)
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
         let origin = client
             .list_units(&space.space_id, Some(&filter), &[])
             .await
@@ -416,9 +584,16 @@ impl DriftEngine {
             .into_iter()
             .next()
             .ok_or_else(|| failed(format!("origin unit '{origin_slug}' not found")))?;
-        let data = match client.download_unit_data(&space.space_id, &origin.unit_id, None).await {
-            Ok(confighub::DataDownload::Data { bytes, .. }) => String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(confighub::DataDownload::NotModified) => return Err(failed("unexpected 304".into())),
+        let data = match client
+            .download_unit_data(&space.space_id, &origin.unit_id, None)
+            .await
+        {
+            Ok(confighub::DataDownload::Data { bytes, .. }) => {
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Ok(confighub::DataDownload::NotModified) => {
+                return Err(failed("unexpected 304".into()));
+            }
             Err(e) => return Err(failed(e.to_string())),
         };
         let key = ObjectKey::new(&record.kind, &record.namespace, &record.name);
@@ -433,12 +608,22 @@ impl DriftEngine {
             .and_then(|d| d.fix_space.clone())
             .unwrap_or_else(|| format!("{}-drift-fixes", space.slug));
         let fix_space = client
-            .create_space(&SpaceCreate { slug: fix_space_slug, ..Default::default() }, true)
+            .create_space(
+                &SpaceCreate {
+                    slug: fix_space_slug,
+                    ..Default::default()
+                },
+                true,
+            )
             .await
             .map_err(|e| failed(e.to_string()))?;
         let slug = match &record.fix_unit {
             Some(existing) => existing.clone(),
-            None => fix_unit::fix_unit_slug(&origin_slug, &record.kind, &format!("{}-{}", record.name, record.episode)),
+            None => fix_unit::fix_unit_slug(
+                &origin_slug,
+                &record.kind,
+                &format!("{}-{}", record.name, record.episode),
+            ),
         };
         let labels = fix_unit::fix_unit_labels(
             &origin_slug,
@@ -461,14 +646,22 @@ impl DriftEngine {
             .await
             .map_err(|e| failed(e.to_string()))?;
         client
-            .upload_unit_data(&fix_space.space_id, &unit.unit_id, yaml.into_bytes(), None, Some(&description))
+            .upload_unit_data(
+                &fix_space.space_id,
+                &unit.unit_id,
+                yaml.into_bytes(),
+                None,
+                Some(&description),
+            )
             .await
             .map_err(|e| failed(e.to_string()))?;
         Ok(slug)
     }
 
     async fn label_fix_unit_resolved(&self, repo: &Repo, slug: &str) {
-        let Ok((client, space)) = self.confighub_for(repo).await else { return };
+        let Ok((client, space)) = self.confighub_for(repo).await else {
+            return;
+        };
         let fix_space = repo
             .chr
             .spec
@@ -476,15 +669,31 @@ impl DriftEngine {
             .as_ref()
             .and_then(|d| d.fix_space.clone())
             .unwrap_or_else(|| format!("{}-drift-fixes", space.slug));
-        let Ok(Some(fix_space)) = client.find_space_by_slug(&fix_space).await else { return };
-        let Ok(filter) = confighub::Where::new().eq("Slug", slug).build() else { return };
-        let Ok(units) = client.list_units(&fix_space.space_id, Some(&filter), &[]).await else { return };
+        let Ok(Some(fix_space)) = client.find_space_by_slug(&fix_space).await else {
+            return;
+        };
+        let Ok(filter) = confighub::Where::new().eq("Slug", slug).build() else {
+            return;
+        };
+        let Ok(units) = client
+            .list_units(&fix_space.space_id, Some(&filter), &[])
+            .await
+        else {
+            return;
+        };
         for unit in units {
             let patch = UnitPatch {
-                labels: Some([(FIX_STATUS_LABEL.to_string(), Some("resolved".to_string()))].into_iter().collect()),
+                labels: Some(
+                    [(FIX_STATUS_LABEL.to_string(), Some("resolved".to_string()))]
+                        .into_iter()
+                        .collect(),
+                ),
                 ..Default::default()
             };
-            if let Err(err) = client.patch_unit(&fix_space.space_id, &unit.unit_id, &patch).await {
+            if let Err(err) = client
+                .patch_unit(&fix_space.space_id, &unit.unit_id, &patch)
+                .await
+            {
                 tracing::warn!(fix_unit = %slug, error = %err, "drift: cannot label the fix unit resolved");
             }
         }
@@ -492,7 +701,11 @@ impl DriftEngine {
 }
 
 fn kustomization_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+    ))
 }
 
 /// When the object was last written, from its newest managedFields entry.
@@ -502,5 +715,7 @@ fn written_at(live: &Value) -> Option<chrono::DateTime<Utc>> {
         .iter()
         .filter_map(|f| f["time"].as_str())
         .collect();
-    chrono::DateTime::parse_from_rfc3339(times.last()?).ok().map(|t| t.with_timezone(&Utc))
+    chrono::DateTime::parse_from_rfc3339(times.last()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }

@@ -155,9 +155,17 @@ pub fn with_drifted(
 ) -> Vec<Condition> {
     let (status, reason, message) = if drifted > 0 {
         let worst = worst.unwrap_or("Unknown");
-        ("True", "DriftDetected", format!("{drifted} object(s) drifted from the desired state; worst severity {worst}"))
+        (
+            "True",
+            "DriftDetected",
+            format!("{drifted} object(s) drifted from the desired state; worst severity {worst}"),
+        )
     } else {
-        ("False", "NoDriftDetected", "no drift from the desired state".to_string())
+        (
+            "False",
+            "NoDriftDetected",
+            "no drift from the desired state".to_string(),
+        )
     };
     let previous = find(conditions, DRIFTED);
     if previous.is_some_and(|c| c.status == status && c.message == message) {
@@ -167,7 +175,11 @@ pub fn with_drifted(
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-    let mut next: Vec<Condition> = conditions.iter().filter(|c| c.type_ != DRIFTED).cloned().collect();
+    let mut next: Vec<Condition> = conditions
+        .iter()
+        .filter(|c| c.type_ != DRIFTED)
+        .cloned()
+        .collect();
     next.push(Condition {
         type_: DRIFTED.to_string(),
         status: status.to_string(),
@@ -292,9 +304,17 @@ mod tests {
 
     #[test]
     fn drifted_is_kept_by_reconciles_and_set_by_the_engine() {
-        let drifted = with_drifted(&summarize(&[], &success("head@sha256:aa"), &at(1)), 2, Some("High"), Some(2));
+        let drifted = with_drifted(
+            &summarize(&[], &success("head@sha256:aa"), &at(1)),
+            2,
+            Some("High"),
+            Some(2),
+        );
         let c = find(&drifted, DRIFTED).unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "DriftDetected"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "DriftDetected")
+        );
         assert!(c.message.contains("2 object(s)") && c.message.contains("High"));
         let after = summarize(&drifted, &success("head@sha256:bb"), &at(2));
         assert_eq!(find(&after, DRIFTED), Some(c));

@@ -5,5 +5,6 @@
 mod support;
 
 mod drift;
+mod drift_flow;
 mod smoke;
 mod source;
