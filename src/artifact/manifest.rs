@@ -430,4 +430,99 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
         };
         assert_eq!(key.to_string(), "Deployment.apps prod/web");
     }
+
+    /// Output minus our stamps equals the input, document by document, whichever emitter ran.
+    #[test]
+    fn everything_but_the_stamps_is_preserved() {
+        let src = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scripts
+  namespace: ops
+  labels: {keep: "yes", confighub.com/UnitSlug: overwritten}
+data:
+  run.sh: |
+    #!/bin/sh
+    set -eu
+      indented line
+    echo "done: $1" # comment-like
+  empty: ""
+  quoted-number: "0755"
+  on: "off"
+  tilde: "~"
+  colon: "a: b"
+  unicode: "ünï 🚀"
+  tabbed: "a\tb"
+  crlf: "x\r\ny"
+  folded: >
+    folded text
+    continues
+binaryData: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    note: |-
+      no trailing newline
+spec:
+  replicas: 3
+  ratio: 0.25
+  big: 18446744073709551615
+  neg: -42
+  flags: [true, false, null]
+  nested: [[1, 2], [], {}]
+  template:
+    spec:
+      containers:
+      - name: app
+        args: ["--port", "8080", "-v", "--"]
+        env:
+        - {name: A, value: "1"}
+---
+apiVersion: example.com/v1
+kind: Custom
+metadata: {name: tagged}
+spec:
+  when: !!str 2001-12-14
+  custom: !mytag {a: 1}
+  "<<": {merge: like}
+"#;
+        let out = process_unit(src.as_bytes(), &stamp()).unwrap();
+        let original = parse_back(src.as_bytes());
+        let mut produced = parse_back(&out.yaml);
+        assert_eq!(original.len(), produced.len());
+        for (doc, want) in produced.iter_mut().zip(&original) {
+            let md = doc["metadata"].as_mapping_mut().unwrap();
+            let labels = md.get_mut("labels").unwrap().as_mapping_mut().unwrap();
+            assert_eq!(labels.remove(LABEL_UNIT_SLUG), Some(Value::from("web")));
+            let drop_labels = labels.is_empty() && want["metadata"].get("labels").is_none();
+            let annotations = md.get_mut("annotations").unwrap().as_mapping_mut().unwrap();
+            for key in [
+                ANNOTATION_SPACE_NAME,
+                ANNOTATION_SPACE_ID,
+                ANNOTATION_REVISION_NUM,
+            ] {
+                assert!(annotations.remove(key).is_some());
+            }
+            let drop_annotations =
+                annotations.is_empty() && want["metadata"].get("annotations").is_none();
+            if drop_labels {
+                md.remove("labels");
+            }
+            if drop_annotations {
+                md.remove("annotations");
+            }
+            let mut want = want.clone();
+            // The overwritten label is the one intended difference.
+            if let Some(l) = want["metadata"]
+                .get_mut("labels")
+                .and_then(Value::as_mapping_mut)
+            {
+                l.remove(LABEL_UNIT_SLUG);
+            }
+            assert_eq!(doc, &want);
+        }
+    }
 }
