@@ -155,3 +155,4 @@ printf '   flux-archive  %s\n' "$(stat -c %s "$WORK/flux-stamped/bench/default/u
 echo "== reproducibility"
 "$PACK" pack "$WORK/units" --out "$WORK/pack2.tar.gz" --space bench >/dev/null
 cmp "$WORK/pack.tar.gz" "$WORK/pack2.tar.gz" && echo "   two pack runs: identical"
+"$FLUX" -untar "$WORK/pack.tar.gz" "$WORK/untarred" >/dev/null && echo "   Flux's extractor (fluxcd/pkg/tar.Untar) accepts the archive: $(ls "$WORK/untarred" | wc -l) files"
