@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{api, http, telemetry};
+use crate::{api, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,13 +26,37 @@ pub enum Command {
     Crds,
     /// Pack local YAML files into an artifact exactly as the controller would.
     Pack(PackArgs),
+    /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
+    Hub(crate::hub::cli::HubArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Folder holding artifacts and the unit data cache.
+    #[arg(long, default_value = "data")]
+    pub storage_path: std::path::PathBuf,
+    /// Address the artifact server listens on.
+    #[arg(long, default_value = ":9090")]
+    pub storage_addr: String,
+    /// host[:port] written into artifact URLs (default: the storage address, or this host's name when
+    /// listening on all interfaces).
+    #[arg(long, default_value = "")]
+    pub storage_adv_addr: String,
     /// Address for health probes, metrics and the REST API.
     #[arg(long, default_value = ":8080")]
     pub http_addr: String,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrent: u16,
+    /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
+    #[arg(long, default_value = "")]
+    pub watch_namespace: String,
+    /// Refuse references to other namespaces (a ConfigHubRepository never makes any; accepted for Flux parity).
+    #[arg(long)]
+    pub no_cross_namespace_refs: bool,
+    /// Older artifacts kept per repository besides the current one.
+    #[arg(long, default_value_t = 2)]
+    pub artifact_retention_records: usize,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -97,6 +121,7 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         },
         Command::Pack(args) => pack(args),
+        Command::Hub(args) => crate::hub::cli::main(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -147,13 +172,7 @@ fn pack(args: PackArgs) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let addr = parse_listen_addr(&args.http_addr).map_err(anyhow::Error::msg)?;
-    let state = http::AppState::new(telemetry::Metrics::default());
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving health and metrics");
-    state.set_ready(true);
-    http::serve(listener, http::router(state), shutdown_signal()).await?;
-    Ok(())
+    crate::run::run(args).await
 }
 
 /// Resolves on SIGINT or SIGTERM so the servers drain cleanly.

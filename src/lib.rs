@@ -9,5 +9,10 @@
 pub mod api;
 pub mod artifact;
 pub mod cli;
+pub mod confighub;
+pub mod drift;
 pub mod http;
+pub mod hub;
+pub mod run;
+pub mod source;
 pub mod telemetry;

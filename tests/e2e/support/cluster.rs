@@ -35,8 +35,28 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
+const STATE_PREFIX: &str = "chsc-e2e-";
+
+/// Removes state folders left by earlier test processes (a killed process cannot clean up after itself).
+fn remove_stale_state() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(STATE_PREFIX) else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !pid.is_empty() && !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn start() -> Result<ControlPlane, String> {
-    let state_dir = std::env::temp_dir().join(format!("chsc-e2e-{}", std::process::id()));
+    remove_stale_state();
+    let state_dir = std::env::temp_dir().join(format!("{STATE_PREFIX}{}", std::process::id()));
     let script = repo_root().join("hack/dev-cluster.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script)
@@ -44,31 +64,7 @@ fn start() -> Result<ControlPlane, String> {
         .arg(&state_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: prctl is async-signal-safe; PR_SET_PDEATHSIG makes the kernel kill the script when the
-    // thread that spawned it exits, and the script passes the same to each component.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // The death signal follows the spawning *thread*, so spawn from one that lives as long as the process.
-    let (tx, rx) = mpsc::channel::<std::io::Result<Child>>();
-    std::thread::Builder::new()
-        .name("control-plane-keeper".into())
-        .spawn(move || {
-            let _ = tx.send(cmd.spawn());
-            loop {
-                std::thread::park();
-            }
-        })
-        .map_err(|e| format!("spawning the keeper thread: {e}"))?;
-    let mut child = rx
-        .recv()
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    let mut child = spawn_tied(cmd).map_err(|e| format!("running {}: {e}", script.display()))?;
     let stdout = child.stdout.take().ok_or("no stdout from dev-cluster.sh")?;
 
     let (line_tx, line_rx) = mpsc::channel::<String>();
@@ -104,6 +100,47 @@ fn start() -> Result<ControlPlane, String> {
             }
         }
     }
+}
+
+/// Spawns `cmd` so that the kernel kills it when this test process ends, however it ends: the child
+/// gets PR_SET_PDEATHSIG, and is spawned from a thread that lives as long as the process (the death
+/// signal follows the spawning *thread*).
+pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static KEEPER: OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("process-keeper".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawning the process keeper thread");
+        std::sync::Mutex::new(tx)
+    });
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (reply_tx, reply_rx) = mpsc::channel();
+    keeper
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("process keeper thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("process keeper thread is gone"))?
 }
 
 impl ControlPlane {

@@ -54,3 +54,127 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+use confighub_source_controller::api::ConfigHubRepository;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+
+/// A Secret holding a ConfigHub token under key `token`.
+pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "stringData": {"token": token}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("applying the token Secret");
+}
+
+/// Creates or updates a ConfigHubRepository from a JSON spec.
+pub async fn apply_repository(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
+    let chr = serde_json::json!({
+        "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
+        "metadata": {"name": name}, "spec": spec
+    });
+    Api::<ConfigHubRepository>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&chr),
+        )
+        .await
+        .expect("applying the ConfigHubRepository");
+}
+
+pub fn kustomizations(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+/// A Kustomization applying the ExternalArtifact `source` (pruning, no health checks: the test
+/// cluster runs no workloads).
+pub async fn apply_kustomization(client: &Client, ns: &str, name: &str, source: &str) {
+    let ks = serde_json::json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": name},
+        "spec": {"interval": "10m", "prune": true, "wait": false, "path": "./", "targetNamespace": ns,
+                 "sourceRef": {"kind": "ExternalArtifact", "name": source}}
+    });
+    kustomizations(client, ns)
+        .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&ks))
+        .await
+        .expect("applying the Kustomization");
+}
+
+pub fn condition(chr: &ConfigHubRepository, type_: &str) -> Option<Condition> {
+    chr.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Waits until the repository's Ready condition has `status` (and `reason`, if given) for its current
+/// generation, and returns the repository.
+pub async fn wait_repository(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &str,
+    reason: Option<&str>,
+    timeout: Duration,
+) -> ConfigHubRepository {
+    let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), ns);
+    let what = format!("ConfigHubRepository {ns}/{name} Ready={status} reason={reason:?}");
+    let result = tokio::time::timeout(timeout, async {
+        loop {
+            if let Ok(chr) = api.get(name).await {
+                let current = chr.status.as_ref().and_then(|s| s.observed_generation)
+                    == chr.metadata.generation;
+                if let Some(ready) = condition(&chr, "Ready")
+                    && current
+                    && ready.status == status
+                    && reason.is_none_or(|r| ready.reason == r)
+                {
+                    return chr;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    match result {
+        Ok(chr) => chr,
+        Err(_) => {
+            let last = api.get(name).await.ok().and_then(|c| c.status);
+            panic!("timed out waiting for {what}; last status: {last:#?}")
+        }
+    }
+}
+
+/// The Ready condition of a Kustomization, as (status, message).
+pub async fn kustomization_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Option<(String, String)> {
+    let ks = kustomizations(client, ns).get(name).await.ok()?;
+    let ready = ks.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?
+        .clone();
+    Some((
+        ready["status"].as_str()?.to_string(),
+        ready["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}

@@ -2,8 +2,12 @@
 
 pub mod artifact_server;
 pub mod cluster;
+pub mod controller;
+pub mod hub;
 pub mod kube_helpers;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
+pub use controller::controller;
+pub use hub::TestHub;
 pub use kube_helpers::*;

@@ -1,0 +1,792 @@
+//! The ConfigHub REST client: one method per API operation, all going through [`Client::execute`],
+//! which owns timeouts, retries, error decoding and the request/byte counters.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::error::Error;
+use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
+use super::token::Token;
+use super::types::*;
+
+/// Tunables of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Whole-request timeout, body included, for every call.
+    pub timeout: Duration,
+    /// Retries after the first attempt for connection errors, 5xx and 429.
+    pub max_retries: u32,
+    /// First backoff step; doubles per retry up to `max_backoff`, with full jitter.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Data downloads in flight at once across the whole client.
+    pub max_concurrent_downloads: usize,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_retries: 3,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_concurrent_downloads: 8,
+            user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Counters since the client was built; the controller exports them and benchmarks read them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP attempts sent, retries included.
+    pub requests: u64,
+    /// Response body bytes received.
+    pub bytes_downloaded: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    bytes_downloaded: AtomicU64,
+}
+
+/// Result of a conditional data download.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataDownload {
+    /// `If-None-Match` matched: the caller's copy is current.
+    NotModified,
+    /// The data and its ETag (the DataHash, quotes and `W/` stripped).
+    Data { bytes: Bytes, etag: Option<String> },
+}
+
+/// One item for [`Client::download_many`].
+#[derive(Clone, Debug)]
+pub struct DownloadRequest {
+    pub unit_id: String,
+    pub if_none_match: Option<String>,
+}
+
+/// A ConfigHub API client. Cheap to clone; clones share the connection pool and counters.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<Token>,
+    options: ClientOptions,
+    retry: RetryPolicy,
+    counters: Arc<Counters>,
+    downloads: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// What the retry loop needs to rebuild a request for each attempt.
+struct Call {
+    op: &'static str,
+    method: Method,
+    url: Url,
+    query: Vec<(&'static str, String)>,
+    headers: Vec<(reqwest::header::HeaderName, String)>,
+    body: Option<(&'static str, Bytes)>,
+}
+
+struct Raw {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    request_id: Option<String>,
+}
+
+/// Normalises an ETag: strips `W/` and the quotes, leaving the DataHash.
+pub fn normalize_etag(value: &str) -> String {
+    let v = value.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.trim_matches('"').to_string()
+}
+
+/// Percent-encodes query values the way the reference shows (`%20` for spaces, `%27` for quotes)
+/// rather than form-style `+`.
+fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
+    let mut url = url.clone();
+    if query.is_empty() {
+        return url;
+    }
+    let enc = |s: &str| {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    url.set_query(Some(&q.join("&")));
+    url
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", normalize_etag(etag))
+}
+
+impl Client {
+    /// `origin` is the server without `/api` (as in `CONFIGHUB_URL`); the client appends `/api`.
+    pub fn new(origin: &str, token: Option<String>, options: ClientOptions) -> Result<Self, Error> {
+        let mut base = Url::parse(origin.trim())
+            .map_err(|e| Error::Invalid(format!("ConfigHub URL {origin:?}: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::Invalid(format!(
+                "ConfigHub URL {origin:?} must be http(s)://host[:port]"
+            )));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        let path = format!("{}/api", base.path().trim_end_matches('/'));
+        base.set_path(&path);
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .user_agent(options.user_agent.clone())
+            .build()
+            .map_err(|e| Error::Invalid(format!("building HTTP client: {e}")))?;
+        let retry = RetryPolicy {
+            max_retries: options.max_retries,
+            base_delay: options.base_backoff,
+            max_delay: options.max_backoff,
+        };
+        Ok(Self {
+            http,
+            base,
+            token: token.filter(|t| !t.is_empty()).map(Token::new),
+            downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
+            options,
+            retry,
+            counters: Arc::default(),
+        })
+    }
+
+    /// The API base, e.g. `http://127.0.0.1:8090/api`.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            bytes_downloaded: self.counters.bytes_downloaded.load(Ordering::Relaxed),
+        }
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
+        Call {
+            op,
+            method,
+            url: self.url(segments),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn json_body<T: Serialize>(op: &'static str, value: &T) -> Result<Bytes, Error> {
+        serde_json::to_vec(value)
+            .map(Bytes::from)
+            .map_err(|e| Error::Invalid(format!("{op}: encoding request: {e}")))
+    }
+
+    /// Sends `call`, retrying what may succeed on a second try, and reads the whole body.
+    async fn execute(&self, call: &Call) -> Result<Raw, Error> {
+        // POST is not idempotent: a retry after the server may have acted could create twice.
+        let idempotent = call.method != Method::POST;
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self
+                .http
+                .request(call.method.clone(), with_query(&call.url, &call.query));
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token.expose());
+            }
+            for (name, value) in &call.headers {
+                req = req.header(name, value);
+            }
+            if let Some((content_type, body)) = &call.body {
+                req = req.header(CONTENT_TYPE, *content_type).body(body.clone());
+            }
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    resp.bytes().await.map(|body| (status, headers, body))
+                }
+                Err(e) => Err(e),
+            };
+            let can_retry = attempt < self.retry.max_retries;
+            match outcome {
+                Ok((status, headers, body)) => {
+                    self.counters
+                        .bytes_downloaded
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    let request_id = headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                        return Ok(Raw {
+                            status,
+                            headers,
+                            body,
+                            request_id,
+                        });
+                    }
+                    let code = status.as_u16();
+                    let throttled = code == 429 || code == 503;
+                    if can_retry && retryable_status(code) && (idempotent || throttled) {
+                        let hinted = headers
+                            .get(RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(parse_retry_after)
+                            .filter(|_| throttled);
+                        let wait = hinted.unwrap_or_else(|| self.retry.backoff(attempt));
+                        tracing::debug!(
+                            op = call.op,
+                            status = code,
+                            ?wait,
+                            "retrying ConfigHub call"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(api_error(call.op, status, request_id, &body));
+                }
+                Err(e) => {
+                    // A refused connection never reached the server, so even POST is safe to repeat.
+                    if can_retry && (idempotent || e.is_connect()) {
+                        let wait = self.retry.backoff(attempt);
+                        tracing::debug!(op = call.op, error = %e, ?wait, "retrying ConfigHub call");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(self.transport_error(call.op, &e));
+                }
+            }
+        }
+    }
+
+    fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> Error {
+        if e.is_timeout() {
+            return Error::Timeout {
+                operation: op,
+                timeout: self.options.timeout,
+            };
+        }
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        Error::Transport {
+            operation: op,
+            message,
+        }
+    }
+
+    async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
+        let raw = self.execute(call).await?;
+        decode(call.op, &raw)
+    }
+
+    /// `GET /info` (no token needed).
+    pub async fn info(&self) -> Result<ApiInfo, Error> {
+        self.fetch_json(&self.call("GetInfo", Method::GET, &["info"]))
+            .await
+    }
+
+    /// `GET /me`: the token check. A bad token fails with [`Error::is_unauthorized`].
+    pub async fn me(&self) -> Result<OrganizationMember, Error> {
+        self.fetch_json(&self.call("GetMe", Method::GET, &["me"]))
+            .await
+    }
+
+    /// `GET /space?where=…`.
+    pub async fn list_spaces(&self, where_: Option<&str>) -> Result<Vec<ExtendedSpace>, Error> {
+        let mut call = self.call("ListSpaces", Method::GET, &["space"]);
+        if let Some(w) = where_ {
+            call.query.push(("where", w.to_string()));
+        }
+        self.fetch_json(&call).await
+    }
+
+    /// `GET /space/{id}`.
+    pub async fn get_space(&self, space_id: &str) -> Result<Space, Error> {
+        let call = self.call("GetSpace", Method::GET, &["space", space_id]);
+        Ok(self.fetch_json::<ExtendedSpace>(&call).await?.space)
+    }
+
+    /// Looks a Space up by slug with `where=Slug = '…'` (quoted safely).
+    pub async fn find_space_by_slug(&self, slug: &str) -> Result<Option<Space>, Error> {
+        let w = super::Where::new()
+            .eq("Slug", slug)
+            .build()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let spaces = self.list_spaces(Some(&w)).await?;
+        Ok(spaces.into_iter().map(|s| s.space).find(|s| s.slug == slug))
+    }
+
+    /// Accepts what users write in a spec: a Space UUID or a slug.
+    pub async fn resolve_space(&self, slug_or_id: &str) -> Result<Space, Error> {
+        if uuid::Uuid::parse_str(slug_or_id).is_ok() {
+            return self.get_space(slug_or_id).await;
+        }
+        self.find_space_by_slug(slug_or_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                operation: "ResolveSpace",
+                kind: "space",
+                name: slug_or_id.to_string(),
+            })
+    }
+
+    /// `POST /space`; with `allow_exists` an existing Space of that slug is returned instead of 409.
+    pub async fn create_space(
+        &self,
+        space: &SpaceCreate,
+        allow_exists: bool,
+    ) -> Result<Space, Error> {
+        let op = "CreateSpace";
+        let mut call = self.call(op, Method::POST, &["space"]);
+        call.query.push(("allow_exists", allow_exists.to_string()));
+        call.body = Some(("application/json", Self::json_body(op, space)?));
+        self.fetch_json(&call).await
+    }
+
+    /// `GET /space/{id}/unit?where=…&select=…` (no pagination in the API).
+    pub async fn list_units(
+        &self,
+        space_id: &str,
+        where_: Option<&str>,
+        select: &[&str],
+    ) -> Result<Vec<Unit>, Error> {
+        let mut call = self.call("ListUnits", Method::GET, &["space", space_id, "unit"]);
+        if let Some(w) = where_ {
+            call.query.push(("where", w.to_string()));
+        }
+        if !select.is_empty() {
+            call.query.push(("select", select.join(",")));
+        }
+        let units: Vec<ExtendedUnit> = self.fetch_json(&call).await?;
+        Ok(units.into_iter().map(|u| u.unit).collect())
+    }
+
+    /// `GET /space/{id}/unit/{id}`.
+    pub async fn get_unit(&self, space_id: &str, unit_id: &str) -> Result<Unit, Error> {
+        let call = self.call(
+            "GetUnit",
+            Method::GET,
+            &["space", space_id, "unit", unit_id],
+        );
+        Ok(self.fetch_json::<ExtendedUnit>(&call).await?.unit)
+    }
+
+    /// `POST /space/{id}/unit`: the new Unit starts at revision 1, empty.
+    pub async fn create_unit(
+        &self,
+        space_id: &str,
+        unit: &UnitCreate,
+        allow_exists: bool,
+    ) -> Result<Unit, Error> {
+        let op = "CreateUnit";
+        let mut call = self.call(op, Method::POST, &["space", space_id, "unit"]);
+        call.query.push(("allow_exists", allow_exists.to_string()));
+        call.body = Some(("application/json", Self::json_body(op, unit)?));
+        Ok(self
+            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
+            .await?
+            .unit)
+    }
+
+    /// `PUT /space/{id}/unit/{id}`: whole-entity replace guarded by `unit.version` (409 if stale).
+    pub async fn update_unit(&self, space_id: &str, unit: &Unit) -> Result<Unit, Error> {
+        let op = "UpdateUnit";
+        let mut call = self.call(op, Method::PUT, &["space", space_id, "unit", &unit.unit_id]);
+        call.body = Some(("application/json", Self::json_body(op, unit)?));
+        Ok(self
+            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
+            .await?
+            .unit)
+    }
+
+    /// `PATCH /space/{id}/unit/{id}` as `application/merge-patch+json`.
+    pub async fn patch_unit(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        patch: &UnitPatch,
+    ) -> Result<Unit, Error> {
+        let op = "PatchUnit";
+        let mut call = self.call(op, Method::PATCH, &["space", space_id, "unit", unit_id]);
+        call.body = Some(("application/merge-patch+json", Self::json_body(op, patch)?));
+        Ok(self
+            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
+            .await?
+            .unit)
+    }
+
+    /// `DELETE /space/{id}/unit/{id}`.
+    pub async fn delete_unit(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+    ) -> Result<DeleteResponse, Error> {
+        let call = self.call(
+            "DeleteUnit",
+            Method::DELETE,
+            &["space", space_id, "unit", unit_id],
+        );
+        self.fetch_json(&call).await
+    }
+
+    async fn download(
+        &self,
+        mut call: Call,
+        if_none_match: Option<&str>,
+    ) -> Result<DataDownload, Error> {
+        if let Some(etag) = if_none_match {
+            call.headers.push((IF_NONE_MATCH, quoted(etag)));
+        }
+        let _permit = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| Error::Invalid("download semaphore closed".into()))?;
+        let raw = self.execute(&call).await?;
+        if raw.status == StatusCode::NOT_MODIFIED {
+            return Ok(DataDownload::NotModified);
+        }
+        let etag = raw
+            .headers
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(normalize_etag);
+        Ok(DataDownload::Data {
+            bytes: raw.body,
+            etag,
+        })
+    }
+
+    /// `GET /space/{id}/unit/{id}/data`, conditional on `if_none_match` (a DataHash, quoted or not).
+    pub async fn download_unit_data(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<DataDownload, Error> {
+        let call = self.call(
+            "DownloadUnitData",
+            Method::GET,
+            &["space", space_id, "unit", unit_id, "data"],
+        );
+        self.download(call, if_none_match).await
+    }
+
+    /// Downloads many Units' data with at most `max_concurrent_downloads` in flight; results come
+    /// back in completion order, each with its Unit ID.
+    pub async fn download_many(
+        &self,
+        space_id: &str,
+        requests: Vec<DownloadRequest>,
+    ) -> Vec<(String, Result<DataDownload, Error>)> {
+        let limit = self.options.max_concurrent_downloads.max(1);
+        futures::stream::iter(requests)
+            .map(|req| async move {
+                let result = self
+                    .download_unit_data(space_id, &req.unit_id, req.if_none_match.as_deref())
+                    .await;
+                (req.unit_id, result)
+            })
+            .buffer_unordered(limit)
+            .collect()
+            .await
+    }
+
+    /// `PUT /space/{id}/unit/{id}/data`. With `if_match` a concurrent write fails with
+    /// [`Error::is_conflict`] (409, or 412 from servers that use it).
+    pub async fn upload_unit_data(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        data: impl Into<Bytes>,
+        if_match: Option<&str>,
+        last_change_description: Option<&str>,
+    ) -> Result<Unit, Error> {
+        let mut call = self.call(
+            "UploadUnitData",
+            Method::PUT,
+            &["space", space_id, "unit", unit_id, "data"],
+        );
+        if let Some(etag) = if_match {
+            call.headers.push((IF_MATCH, quoted(etag)));
+        }
+        if let Some(d) = last_change_description {
+            call.query.push(("last_change_description", d.to_string()));
+        }
+        call.body = Some(("application/octet-stream", data.into()));
+        Ok(self
+            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
+            .await?
+            .unit)
+    }
+
+    /// `GET /space/{id}/unit/{id}/revision` with `where`, `limit` (≤ 1000) and `order_by`
+    /// (e.g. `DESC:RevisionNum`).
+    pub async fn list_revisions(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        where_: Option<&str>,
+        limit: Option<u32>,
+        order_by: Option<&str>,
+    ) -> Result<Vec<Revision>, Error> {
+        let mut call = self.call(
+            "ListRevisions",
+            Method::GET,
+            &["space", space_id, "unit", unit_id, "revision"],
+        );
+        if let Some(w) = where_ {
+            call.query.push(("where", w.to_string()));
+        }
+        if let Some(l) = limit {
+            call.query.push(("limit", l.to_string()));
+        }
+        if let Some(o) = order_by {
+            call.query.push(("order_by", o.to_string()));
+        }
+        let revs: Vec<ExtendedRevision> = self.fetch_json(&call).await?;
+        Ok(revs.into_iter().map(|r| r.revision).collect())
+    }
+
+    /// `GET …/revision/{revision_id}` (the Revision UUID, not its number).
+    pub async fn get_revision(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        revision_id: &str,
+    ) -> Result<Revision, Error> {
+        let call = self.call(
+            "GetRevision",
+            Method::GET,
+            &["space", space_id, "unit", unit_id, "revision", revision_id],
+        );
+        Ok(self.fetch_json::<ExtendedRevision>(&call).await?.revision)
+    }
+
+    /// `GET …/revision/{revision_id}/data`.
+    pub async fn download_revision_data(
+        &self,
+        space_id: &str,
+        unit_id: &str,
+        revision_id: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<DataDownload, Error> {
+        let call = self.call(
+            "DownloadRevisionData",
+            Method::GET,
+            &[
+                "space",
+                space_id,
+                "unit",
+                unit_id,
+                "revision",
+                revision_id,
+                "data",
+            ],
+        );
+        self.download(call, if_none_match).await
+    }
+
+    /// `POST /space/{id}/change_set`.
+    pub async fn create_change_set(
+        &self,
+        space_id: &str,
+        change_set: &ChangeSetCreate,
+    ) -> Result<ChangeSet, Error> {
+        let op = "CreateChangeSet";
+        let mut call = self.call(op, Method::POST, &["space", space_id, "change_set"]);
+        call.body = Some(("application/json", Self::json_body(op, change_set)?));
+        self.fetch_json(&call).await
+    }
+
+    /// `GET /space/{id}/change_set/{id}`.
+    pub async fn get_change_set(
+        &self,
+        space_id: &str,
+        change_set_id: &str,
+    ) -> Result<ChangeSet, Error> {
+        let call = self.call(
+            "GetChangeSet",
+            Method::GET,
+            &["space", space_id, "change_set", change_set_id],
+        );
+        Ok(self
+            .fetch_json::<ExtendedChangeSet>(&call)
+            .await?
+            .change_set)
+    }
+
+    /// `GET /space/{id}/change_set`.
+    pub async fn list_change_sets(&self, space_id: &str) -> Result<Vec<ChangeSet>, Error> {
+        let call = self.call(
+            "ListChangeSets",
+            Method::GET,
+            &["space", space_id, "change_set"],
+        );
+        let sets: Vec<ExtendedChangeSet> = self.fetch_json(&call).await?;
+        Ok(sets.into_iter().map(|c| c.change_set).collect())
+    }
+
+    /// `POST /space/{id}/release`: publishes the Space's Units at their heads.
+    pub async fn publish_release(&self, space_id: &str) -> Result<Release, Error> {
+        let op = "PublishRelease";
+        let mut call = self.call(op, Method::POST, &["space", space_id, "release"]);
+        call.body = Some(("application/json", Bytes::from_static(b"{}")));
+        self.fetch_json(&call).await
+    }
+}
+
+fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> {
+    serde_json::from_slice(&raw.body).map_err(|e| Error::Decode {
+        operation: op,
+        status: raw.status.as_u16(),
+        message: e.to_string(),
+        request_id: raw.request_id.clone(),
+    })
+}
+
+/// Turns a 4xx/5xx into [`Error::Api`], using the `StandardErrorResponse` when the body is one and
+/// a short excerpt of the body otherwise (proxies answer with HTML).
+fn api_error(
+    op: &'static str,
+    status: StatusCode,
+    request_id: Option<String>,
+    body: &[u8],
+) -> Error {
+    let (code, message) = match serde_json::from_slice::<StandardErrorResponse>(body) {
+        Ok(e) if !e.message.is_empty() || !e.code.is_empty() => (e.code, e.message),
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let excerpt: String = text.trim().chars().take(200).collect();
+            let message = if excerpt.is_empty() {
+                status.canonical_reason().unwrap_or("no body").to_string()
+            } else {
+                excerpt
+            };
+            (String::new(), message)
+        }
+    };
+    Error::Api {
+        operation: op,
+        status: status.as_u16(),
+        code,
+        message,
+        request_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_normalised() {
+        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+        assert_eq!(normalize_etag("\"abc\""), "abc");
+        assert_eq!(quoted("abc"), "\"abc\"");
+        assert_eq!(quoted("\"abc\""), "\"abc\"");
+    }
+
+    #[test]
+    fn origin_gets_api_appended_and_segments_are_escaped() {
+        let c = Client::new("http://127.0.0.1:8090/", None, ClientOptions::default()).unwrap();
+        assert_eq!(c.base_url().as_str(), "http://127.0.0.1:8090/api");
+        assert_eq!(
+            c.url(&["space", "a/b?c"]).as_str(),
+            "http://127.0.0.1:8090/api/space/a%2Fb%3Fc"
+        );
+        assert!(Client::new("ftp://x", None, ClientOptions::default()).is_err());
+        assert!(Client::new("not a url", None, ClientOptions::default()).is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let base = Url::parse("http://h/api/space").unwrap();
+        let url = with_query(&base, &[("where", "Slug = 'a+b'".to_string())]);
+        assert_eq!(
+            url.as_str(),
+            "http://h/api/space?where=Slug%20%3D%20%27a%2Bb%27"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let c = Client::new(
+            "http://127.0.0.1:1",
+            Some("tok-abcdef".into()),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("tok-abcdef"));
+    }
+
+    #[test]
+    fn non_json_error_bodies_become_api_errors() {
+        let err = api_error(
+            "GetUnit",
+            StatusCode::BAD_GATEWAY,
+            None,
+            b"<html>bad gateway</html>",
+        );
+        assert_eq!(err.status(), Some(502));
+        assert!(err.to_string().contains("bad gateway"));
+        let err = api_error(
+            "GetUnit",
+            StatusCode::NOT_FOUND,
+            Some("r1".into()),
+            br#"{"Code":"404","Message":"Unit not found"}"#,
+        );
+        assert!(err.is_not_found());
+        assert_eq!(err.request_id(), Some("r1"));
+        assert!(err.to_string().contains("Unit not found"));
+    }
+}

@@ -1,0 +1,150 @@
+//! The desired state: the objects exactly as they stand in a repository's current artifact, with the
+//! unit and revision that put each one there. Pure: tar.gz bytes in, objects out.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::inventory::InventoryEntry;
+
+pub const UNIT_SLUG_LABEL: &str = "confighub.com/UnitSlug";
+pub const REVISION_ANNOTATION: &str = "confighub.com/RevisionNum";
+
+/// Largest archive member read back; our own build refuses larger units long before this.
+const MAX_MEMBER_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredObject {
+    pub unit_slug: String,
+    pub revision: i64,
+    pub object: Value,
+}
+
+impl DesiredObject {
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    pub fn namespace(&self) -> &str {
+        self.object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+    }
+    pub fn group(&self) -> &str {
+        let api_version = self.object["apiVersion"].as_str().unwrap_or_default();
+        api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+    }
+
+    /// Whether this is the object an inventory entry names. An object without a namespace matches any
+    /// (kustomize-controller places it by `targetNamespace`).
+    pub fn matches(&self, entry: &InventoryEntry) -> bool {
+        self.kind() == entry.kind
+            && self.name() == entry.name
+            && self.group() == entry.group
+            && (self.namespace().is_empty() || self.namespace() == entry.namespace)
+    }
+}
+
+/// Reads every object of every `*.yaml` member of an artifact.
+pub fn desired_objects(tar_gz: &[u8]) -> Result<Vec<DesiredObject>, String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tar_gz));
+    let mut out = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("reading artifact: {e}"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("reading artifact: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .take(MAX_MEMBER_BYTES)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading {path} from the artifact: {e}"))?;
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let object: Value = serde::Deserialize::deserialize(document)
+                .map_err(|e| format!("parsing {path} from the artifact: {e}"))?;
+            if !object.is_object() {
+                continue;
+            }
+            let unit_slug = object["metadata"]["labels"][UNIT_SLUG_LABEL]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let revision = object["metadata"]["annotations"][REVISION_ANNOTATION]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            out.push(DesiredObject {
+                unit_slug,
+                revision,
+                object,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{BuildContext, UnitInput, build};
+
+    #[test]
+    fn reads_back_what_the_build_packed() {
+        let units = vec![
+            UnitInput::new(
+                "web",
+                "Kubernetes/YAML",
+                4,
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+            ),
+            UnitInput::new(
+                "cfg",
+                "Kubernetes/YAML",
+                2,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: team\n",
+            ),
+        ];
+        let ctx = BuildContext {
+            space_name: "s".into(),
+            space_id: "id".into(),
+            mode_prefix: "head",
+        };
+        let built = build(&units, &ctx).unwrap();
+        let objects = desired_objects(&built.bytes).unwrap();
+        assert_eq!(objects.len(), 2);
+        let web = objects.iter().find(|o| o.name() == "web").unwrap();
+        assert_eq!(
+            (web.unit_slug.as_str(), web.revision, web.group()),
+            ("web", 4, "apps")
+        );
+        assert_eq!(web.object["spec"]["replicas"], 2);
+        let entry = super::super::inventory::parse_entry("demo_web_apps_Deployment", "v1").unwrap();
+        assert!(web.matches(&entry));
+        let cfg = objects.iter().find(|o| o.name() == "cfg").unwrap();
+        assert!(
+            !cfg.matches(
+                &super::super::inventory::parse_entry("demo_cfg__ConfigMap", "v1").unwrap()
+            )
+        );
+        assert!(
+            cfg.matches(
+                &super::super::inventory::parse_entry("team_cfg__ConfigMap", "v1").unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(desired_objects(b"not a tarball").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! `confighub-source-controller hub [serve flags]` and `hub import …`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::import::import_paths;
+use super::{Hub, HubConfig};
+use crate::confighub::{Client, ClientOptions, Token};
+
+/// Runs a local ConfigHub-compatible hub (the default) or imports YAML into one.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    pub command: Option<HubCommand>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// Serve the ConfigHub API subset under /api (what `hub` alone does).
+    Serve(ServeArgs),
+    /// Create or update one Unit per *.yaml/*.yml file in a Space, through the API.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub addr: String,
+    /// Directory holding the hub's SQLite database (created if missing).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Bearer token clients must send.
+    #[arg(long, env = "CONFIGHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Space slug; created when missing.
+    #[arg(long)]
+    pub space: String,
+    /// ConfigHub origin (the client appends /api).
+    #[arg(long, env = "CONFIGHUB_URL", default_value = "http://127.0.0.1:8090")]
+    pub url: String,
+    /// Bearer token.
+    #[arg(long, env = "CONFIGHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+    /// Folders (their *.yaml/*.yml files) or individual YAML files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn main(args: HubArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.command {
+        Some(HubCommand::Import(import)) => runtime.block_on(import_main(import)),
+        Some(HubCommand::Serve(serve)) => runtime.block_on(serve_main(serve)),
+        None => runtime.block_on(serve_main(args.serve)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let data_dir = args
+        .data
+        .ok_or_else(|| anyhow::anyhow!("--data <dir> is required"))?;
+    let token = args
+        .token
+        .ok_or_else(|| anyhow::anyhow!("a token is required (--token or CONFIGHUB_TOKEN)"))?;
+    let addr = crate::cli::parse_listen_addr(&args.addr).map_err(anyhow::Error::msg)?;
+    let hub = Hub::open(HubConfig {
+        data_dir,
+        tokens: vec![token.expose().to_string()],
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "hub serving the ConfigHub API under /api");
+    println!("hub listening on http://{local}");
+    super::serve(listener, hub, crate::cli::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Text logs on stderr, so stdout carries only the `hub listening on …` line scripts read.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn import_main(args: ImportArgs) -> anyhow::Result<()> {
+    let client = Client::new(
+        &args.url,
+        args.token.map(|t| t.expose().to_string()),
+        ClientOptions::default(),
+    )?;
+    let outcomes = import_paths(&client, &args.space, &args.paths).await?;
+    for outcome in outcomes {
+        println!("{outcome}");
+    }
+    Ok(())
+}

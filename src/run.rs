@@ -1,0 +1,132 @@
+//! The controller process: storage, the artifact server, health/metrics, and the reconciler, wired
+//! together and stopped together.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use kube::Client;
+
+use crate::artifact::Storage;
+use crate::cli::{RunArgs, parse_listen_addr, shutdown_signal};
+use crate::http;
+use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
+use crate::telemetry::Metrics;
+
+/// The address written into artifact URLs: the flag, else the listen address, else this host's name
+/// with the listen port (a wildcard address is no address a client can fetch from).
+pub fn advertised_addr(storage_addr: &str, adv_addr: &str) -> String {
+    if !adv_addr.is_empty() {
+        return adv_addr.to_string();
+    }
+    let (host, port) = storage_addr
+        .rsplit_once(':')
+        .unwrap_or((storage_addr, "9090"));
+    if host.is_empty() || host == "0.0.0.0" || host == "[::]" {
+        let name = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{name}:{port}")
+    } else {
+        storage_addr.to_string()
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let http_addr = parse_listen_addr(&args.http_addr).map_err(anyhow::Error::msg)?;
+    let storage_addr = parse_listen_addr(&args.storage_addr).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.storage_path)
+        .with_context(|| format!("creating storage path {}", args.storage_path.display()))?;
+    let root = args
+        .storage_path
+        .canonicalize()
+        .with_context(|| format!("resolving storage path {}", args.storage_path.display()))?;
+    let artifacts_root = root.join("artifacts");
+    std::fs::create_dir_all(&artifacts_root)?;
+
+    let storage_listener = tokio::net::TcpListener::bind(storage_addr)
+        .await
+        .with_context(|| format!("binding the artifact server to {storage_addr}"))?;
+    let adv = advertised_addr(
+        &storage_listener.local_addr()?.to_string(),
+        &args.storage_adv_addr,
+    );
+    let storage = Storage::new(artifacts_root.clone(), adv.clone());
+    for (path, ok) in storage.verify_all() {
+        if !ok {
+            tracing::warn!(%path, "stored artifact failed verification; it will be rebuilt on the next reconcile");
+        }
+    }
+    let cache = UnitDataCache::new(root.join("cache")).context("opening the unit data cache")?;
+
+    let metrics = Metrics::default();
+    let source_metrics = {
+        let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
+        SourceMetrics::register(&mut registry)
+    };
+    let state = http::AppState::new(metrics);
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding {http_addr}"))?;
+    tracing::info!(
+        http = %http_listener.local_addr()?, storage = %storage_listener.local_addr()?,
+        advertised = %adv, path = %root.display(), "serving"
+    );
+
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes")?;
+    let options = ControllerOptions {
+        watch_namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
+        concurrent: args.concurrent.max(1),
+        no_cross_namespace_refs: args.no_cross_namespace_refs,
+        artifacts_to_keep: args.artifact_retention_records,
+    };
+    let ctx = source::Context::new(client, source_metrics, storage, cache, options);
+
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let stopped = |tx: &tokio::sync::broadcast::Sender<()>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let artifact_server = tokio::spawn(http::serve(
+        storage_listener,
+        http::artifact_server::artifact_router(artifacts_root),
+        stopped(&stop_tx),
+    ));
+    let http_server = tokio::spawn(http::serve(
+        http_listener,
+        http::router(state.clone()),
+        stopped(&stop_tx),
+    ));
+    let controller = tokio::spawn(source::run(Arc::clone(&ctx), stopped(&stop_tx)));
+    state.set_ready(true);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    state.set_ready(false);
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    let _ = artifact_server.await;
+    let _ = http_server.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_address_prefers_the_flag_then_a_concrete_listen_address() {
+        assert_eq!(
+            advertised_addr("0.0.0.0:9090", "chsc.flux-system.svc:80"),
+            "chsc.flux-system.svc:80"
+        );
+        assert_eq!(advertised_addr("127.0.0.1:9090", ""), "127.0.0.1:9090");
+        assert!(advertised_addr("0.0.0.0:9090", "").ends_with(":9090"));
+        assert!(!advertised_addr("0.0.0.0:9090", "").starts_with("0.0.0.0"));
+    }
+}

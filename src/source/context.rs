@@ -1,0 +1,164 @@
+//! What every reconcile shares: the Kubernetes client, the event recorder, metrics, storage, the unit data
+//! cache and one ConfigHub client per (origin, token).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use sha2::{Digest, Sha256};
+
+use super::cache::UnitDataCache;
+use super::metrics::SourceMetrics;
+use crate::api::ConfigHubRepository;
+use crate::artifact::storage::Storage;
+use crate::confighub::{self, ClientOptions};
+
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// Only watch this namespace (all when `None`).
+    pub watch_namespace: Option<String>,
+    /// Reconciles running at once.
+    pub concurrent: u16,
+    /// Accepted for Flux parity; a ConfigHubRepository only ever references its own namespace.
+    pub no_cross_namespace_refs: bool,
+    /// Older artifacts kept per repository besides the current one.
+    pub artifacts_to_keep: usize,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        Self {
+            watch_namespace: None,
+            concurrent: 4,
+            no_cross_namespace_refs: false,
+            artifacts_to_keep: 2,
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: SourceMetrics,
+    pub storage: Storage,
+    pub cache: UnitDataCache,
+    pub options: ControllerOptions,
+    confighub_clients: Mutex<HashMap<String, confighub::Client>>,
+    /// Resolved spaces by (origin, slug-or-UUID), so a steady-state reconcile makes one request.
+    spaces: Mutex<HashMap<(String, String), confighub::Space>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: SourceMetrics,
+        storage: Storage,
+        cache: UnitDataCache,
+        options: ControllerOptions,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "confighub-source-controller".into(),
+            instance: None,
+        };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            storage,
+            cache,
+            options,
+            confighub_clients: Mutex::new(HashMap::new()),
+            spaces: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A ConfigHub client for `origin` and `token`, reused across reconciles so connections and the
+    /// request counters carry over. The key holds a hash of the token, never the token.
+    pub fn confighub(
+        &self,
+        origin: &str,
+        token: Option<String>,
+    ) -> Result<confighub::Client, confighub::Error> {
+        let key = format!(
+            "{origin}\0{}",
+            token
+                .as_deref()
+                .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
+                .unwrap_or_default()
+        );
+        let mut clients = self
+            .confighub_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = confighub::Client::new(origin, token, ClientOptions::default())?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    pub fn cached_space(&self, origin: &str, space_ref: &str) -> Option<confighub::Space> {
+        let spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        spaces
+            .get(&(origin.to_string(), space_ref.to_string()))
+            .cloned()
+    }
+
+    /// Remembers (`Some`) or forgets (`None`, e.g. after a 404) a resolved space.
+    pub fn remember_space(&self, origin: &str, space_ref: &str, space: Option<confighub::Space>) {
+        let mut spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (origin.to_string(), space_ref.to_string());
+        match space {
+            Some(space) => spaces.insert(key, space),
+            None => spaces.remove(&key),
+        };
+    }
+
+    /// Requests and bytes downloaded from ConfigHub by every client so far.
+    pub fn confighub_stats(&self) -> confighub::ClientStats {
+        let clients = self
+            .confighub_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        clients
+            .values()
+            .fold(confighub::ClientStats::default(), |acc, c| {
+                let s = c.stats();
+                confighub::ClientStats {
+                    requests: acc.requests + s.requests,
+                    bytes_downloaded: acc.bytes_downloaded + s.bytes_downloaded,
+                }
+            })
+    }
+
+    /// Publishes a Kubernetes Event on `chr`; failing to record an event never fails a reconcile.
+    pub async fn publish_event(
+        &self,
+        chr: &ConfigHubRepository,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
+        let mut note = note.to_string();
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &chr.object_ref(&())).await {
+            tracing::debug!(error = %err, "could not publish event");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The kube-runtime controller over ConfigHubRepository: Flux conventions (finalizer, suspend, interval
+//! with jitter, per-reconcile timeout, `reconcile.fluxcd.io/requestedAt`) around the pipeline
+//! fetch → build → store, then publish.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+
+use super::conditions::{self, Outcome};
+use super::context::Context;
+use super::duration::parse_duration;
+use super::error::Error;
+use super::metrics::{FailureLabels, ObjectLabels};
+use super::pipeline;
+use super::publish::{self, StatusUpdate};
+use crate::api::ConfigHubRepository;
+
+/// Flux's finalizer name.
+pub const FINALIZER: &str = "finalizers.fluxcd.io";
+/// Flux's on-demand reconcile annotation.
+pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+/// How long to wait before retrying a failed reconcile, at most (never longer than the interval).
+const FAILURE_RETRY: Duration = Duration::from_secs(10);
+/// Flux's default interval jitter: ±5%.
+const JITTER_PERCENT: f64 = 5.0;
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<ConfigHubRepository> = match &ctx.options.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    // Status writes must not retrigger reconciles: react only to spec changes (generation), finalizer
+    // and deletion changes, and a new requestedAt annotation.
+    let trigger = |chr: &ConfigHubRepository| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        chr.metadata.generation.hash(&mut h);
+        chr.finalizers().hash(&mut h);
+        chr.annotations().get(REQUESTED_AT).hash(&mut h);
+        chr.meta().deletion_timestamp.is_some().hash(&mut h);
+        Some(h.finish())
+    };
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger, Default::default());
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.options.concurrent);
+    Controller::for_stream(stream, reader)
+        .with_config(config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = chr.namespace().unwrap_or_default();
+    let api: Api<ConfigHubRepository> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, chr, |event| async {
+        match event {
+            FinalizerEvent::Apply(chr) => apply(chr, ctx.clone()).await,
+            FinalizerEvent::Cleanup(chr) => cleanup(chr, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)))
+}
+
+fn error_policy(chr: Arc<ConfigHubRepository>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        name = %chr.name_any(), namespace = %chr.namespace().unwrap_or_default(),
+        error = %err, "reconcile failed"
+    );
+    ctx.metrics
+        .reconcile_failures
+        .get_or_create(&FailureLabels {
+            kind: ConfigHubRepository::kind(&()).to_string(),
+            name: chr.name_any(),
+            namespace: chr.namespace().unwrap_or_default(),
+            reason: err.metric_label().to_string(),
+        })
+        .inc();
+    Action::requeue(FAILURE_RETRY)
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let name = chr.name_any();
+    let namespace = chr.namespace().unwrap_or_default();
+    let labels = ObjectLabels {
+        kind: ConfigHubRepository::kind(&()).to_string(),
+        name: name.clone(),
+        namespace: namespace.clone(),
+    };
+    if chr.spec.suspend {
+        tracing::info!(%name, %namespace, "suspended; serving the last artifact");
+        return Ok(Action::await_change());
+    }
+    let generation = chr.metadata.generation.unwrap_or_default();
+    let status = chr.status.clone().unwrap_or_default();
+    let requested_at = chr.annotations().get(REQUESTED_AT).cloned();
+    let interval = parse_duration(&chr.spec.interval).unwrap_or(Duration::from_secs(600));
+
+    if status.observed_generation != Some(generation) {
+        let update = StatusUpdate {
+            observed_generation: status.observed_generation,
+            conditions: conditions::reconciling(&status.conditions, generation, &now()),
+            artifact: status.artifact.clone(),
+            last_handled_reconcile_at: status.last_handled_reconcile_at.clone(),
+        };
+        publish::apply_status(&ctx.client, &chr, &update).await?;
+    }
+
+    let timeout = parse_duration(&chr.spec.timeout).unwrap_or(Duration::from_secs(60));
+    let produced = match tokio::time::timeout(timeout, pipeline::produce(&chr, &ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(conditions::Failure {
+            step: conditions::FailedStep::Fetch,
+            reason: "Timeout".into(),
+            message: format!(
+                "reconcile did not finish within spec.timeout ({})",
+                chr.spec.timeout
+            ),
+            stalled: false,
+        }),
+    };
+
+    let previous = status.artifact.clone();
+    let (artifact, outcome, requeue) = match produced {
+        Ok(produced) => {
+            let mut artifact = produced.artifact;
+            let is_new = previous.as_ref().map(|a| &a.digest) != Some(&artifact.digest);
+            if let (false, Some(prev)) = (is_new, previous.as_ref()) {
+                artifact.last_update_time = prev.last_update_time.clone();
+            }
+            publish::apply_external_artifact(&ctx.client, &chr, &artifact).await?;
+            if is_new {
+                ctx.metrics.artifacts_stored.get_or_create(&labels).inc();
+                let note = format!(
+                    "stored artifact with {} for revision '{}'",
+                    produced.summary, artifact.revision
+                );
+                tracing::info!(%name, %namespace, revision = %artifact.revision, "{note}");
+                ctx.publish_event(&chr, EventType::Normal, "NewArtifact", &note)
+                    .await;
+            }
+            let outcome = Outcome {
+                generation,
+                served_revision: Some(artifact.revision.clone()),
+                failure: None,
+                notes: produced.notes,
+            };
+            (Some(artifact), outcome, jitter(interval))
+        }
+        Err(failure) => {
+            tracing::warn!(%name, %namespace, reason = %failure.reason, message = %failure.message, "reconcile failed");
+            ctx.publish_event(&chr, EventType::Warning, &failure.reason, &failure.message)
+                .await;
+            ctx.metrics
+                .reconcile_failures
+                .get_or_create(&FailureLabels {
+                    kind: labels.kind.clone(),
+                    name: name.clone(),
+                    namespace: namespace.clone(),
+                    reason: failure.reason.clone(),
+                })
+                .inc();
+            let outcome = Outcome {
+                generation,
+                served_revision: previous.as_ref().map(|a| a.revision.clone()),
+                failure: Some(failure),
+                notes: vec![],
+            };
+            (previous, outcome, interval.min(FAILURE_RETRY))
+        }
+    };
+
+    let update = StatusUpdate {
+        observed_generation: Some(generation),
+        conditions: conditions::summarize(&status.conditions, &outcome, &now()),
+        artifact,
+        last_handled_reconcile_at: requested_at.or(status.last_handled_reconcile_at),
+    };
+    publish::apply_status(&ctx.client, &chr, &update).await?;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Action::requeue(requeue))
+}
+
+async fn cleanup(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = chr.name_any();
+    let namespace = chr.namespace().unwrap_or_default();
+    publish::delete_external_artifact(&ctx.client, &chr).await?;
+    ctx.storage
+        .remove_object(pipeline::STORAGE_KIND, &namespace, &name)
+        .map_err(|err| Error::Storage(err.to_string()))?;
+    tracing::info!(%name, %namespace, "removed stored artifacts and the ExternalArtifact");
+    Ok(Action::await_change())
+}
+
+/// The interval ±5%, so many repositories created together do not poll ConfigHub in lockstep.
+fn jitter(interval: Duration) -> Duration {
+    let factor = 1.0 + rand::rng().random_range(-JITTER_PERCENT..=JITTER_PERCENT) / 100.0;
+    interval.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_five_percent() {
+        for _ in 0..1000 {
+            let d = jitter(Duration::from_secs(100)).as_secs_f64();
+            assert!((95.0..=105.0).contains(&d), "{d}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Reconcile metrics, named as every Flux controller names them so existing dashboards work.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct SourceMetrics {
+    /// `gotk_reconcile_duration_seconds{kind,name,namespace}`, as in Flux.
+    pub reconcile_duration: Family<ObjectLabels, Histogram>,
+    pub reconcile_failures: Family<FailureLabels, Counter>,
+    pub artifacts_stored: Family<ObjectLabels, Counter>,
+    pub unit_downloads: Counter,
+    pub unit_cache_hits: Counter,
+}
+
+impl SourceMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            reconcile_duration: Family::new_with_constructor(|| {
+                Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            }),
+            reconcile_failures: Family::default(),
+            artifacts_stored: Family::default(),
+            unit_downloads: Counter::default(),
+            unit_cache_hits: Counter::default(),
+        };
+        registry.register(
+            "gotk_reconcile_duration_seconds",
+            "The duration in seconds of a ConfigHubRepository reconciliation.",
+            metrics.reconcile_duration.clone(),
+        );
+        registry.register(
+            "confighub_source_reconcile_failures",
+            "Failed reconciliations by reason.",
+            metrics.reconcile_failures.clone(),
+        );
+        registry.register(
+            "confighub_source_artifacts_stored",
+            "Artifacts written to storage (new revisions).",
+            metrics.artifacts_stored.clone(),
+        );
+        registry.register(
+            "confighub_source_unit_downloads",
+            "Unit data downloads from ConfigHub (cache misses).",
+            metrics.unit_downloads.clone(),
+        );
+        registry.register(
+            "confighub_source_unit_cache_hits",
+            "Unit data served from the local content-addressed cache.",
+            metrics.unit_cache_hits.clone(),
+        );
+        metrics
+    }
+}

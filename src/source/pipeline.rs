@@ -1,0 +1,217 @@
+//! One pass of the source pipeline for a ConfigHubRepository: token → fetch → build → store.
+//! Each step's failure is a [`Failure`] naming the step, so conditions can say what and where.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use super::conditions::{FailedStep, Failure};
+use super::context::Context;
+use super::fetch;
+use crate::api::{Artifact, ConfigHubRepository};
+use crate::artifact::{self, BuildContext, BuildError};
+
+/// The kind folder under the storage root, as Flux lays storage out.
+pub const STORAGE_KIND: &str = "confighubrepository";
+
+/// What a successful pass produced.
+#[derive(Debug)]
+pub struct Produced {
+    pub artifact: Artifact,
+    /// e.g. "12 units (30 objects)", for events and logs.
+    pub summary: String,
+    /// Extra facts for the Ready message: skipped and unreleased units.
+    pub notes: Vec<String>,
+}
+
+pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produced, Failure> {
+    let namespace = chr.namespace().unwrap_or_default();
+    let name = chr.name_any();
+    let token = read_token(chr, ctx, &namespace).await?;
+    let client = ctx.confighub(&chr.spec.url, token).map_err(|e| Failure {
+        step: FailedStep::Fetch,
+        reason: "InvalidURL".into(),
+        message: e.to_string(),
+        stalled: true,
+    })?;
+
+    let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
+    let space = match ctx.cached_space(origin, space_ref) {
+        Some(space) => space,
+        None => {
+            let space = fetch::resolve_space(&client, space_ref).await?;
+            ctx.remember_space(origin, space_ref, Some(space.clone()));
+            space
+        }
+    };
+    let fetched = fetch::fetch(
+        &client,
+        &ctx.cache,
+        space,
+        chr.spec.where_.as_deref(),
+        chr.spec.revision,
+    )
+    .await
+    .inspect_err(|failure| {
+        if failure.reason == "SpaceNotFound" {
+            ctx.remember_space(origin, space_ref, None);
+        }
+    })?;
+    ctx.metrics.unit_downloads.inc_by(fetched.downloads as u64);
+    ctx.metrics
+        .unit_cache_hits
+        .inc_by(fetched.cache_hits as u64);
+
+    let build_ctx = BuildContext {
+        space_name: fetched.space.slug.clone(),
+        space_id: fetched.space.space_id.clone(),
+        mode_prefix: chr.spec.revision.revision_prefix(),
+    };
+    let units = fetched.units;
+    let built = tokio::task::spawn_blocking(move || artifact::build(&units, &build_ctx))
+        .await
+        .map_err(|e| build_failure_message("BuildPanicked", e.to_string()))?
+        .map_err(build_failure)?;
+
+    let storage = ctx.storage.clone();
+    let keep = ctx.options.artifacts_to_keep;
+    let (ns, n) = (namespace.clone(), name.clone());
+    let stored = tokio::task::spawn_blocking(move || {
+        let stored = storage.store(STORAGE_KIND, &ns, &n, &built)?;
+        if let Err(err) = storage.gc(STORAGE_KIND, &ns, &n, &stored.path, keep) {
+            tracing::warn!(error = %err, "garbage collection of old artifacts failed");
+        }
+        Ok::<_, artifact::StorageError>((stored, built))
+    })
+    .await
+    .map_err(|e| storage_failure(e.to_string()))?
+    .map_err(|e| storage_failure(e.to_string()))?;
+    let (stored, built) = stored;
+
+    let mut notes = Vec::new();
+    if !built.skipped.is_empty() {
+        notes.push(format!(
+            "skipped {} unit(s) that are not Kubernetes/YAML: {}",
+            built.skipped.len(),
+            list(&built.skipped)
+        ));
+    }
+    if !fetched.unreleased.is_empty() {
+        notes.push(format!(
+            "left out {} unit(s) never released: {}",
+            fetched.unreleased.len(),
+            list(&fetched.unreleased)
+        ));
+    }
+    let summary = format!(
+        "{} units ({} objects)",
+        built.unit_count, built.object_count
+    );
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+    let artifact = stored.to_status(&built, now.to_string());
+    Ok(Produced {
+        artifact,
+        summary,
+        notes,
+    })
+}
+
+/// At most a handful of names, so a status message stays readable.
+fn list(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+async fn read_token(
+    chr: &ConfigHubRepository,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<String>, Failure> {
+    let Some(secret_ref) = &chr.spec.secret_ref else {
+        return Ok(None);
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let fail = |reason: &str, message: String| Failure {
+        step: FailedStep::Fetch,
+        reason: reason.into(),
+        message,
+        stalled: false,
+    };
+    let secret = secrets
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(|e| {
+            fail(
+                "SecretReadFailed",
+                format!("reading Secret '{}': {e}", secret_ref.name),
+            )
+        })?
+        .ok_or_else(|| {
+            fail(
+                "SecretNotFound",
+                format!(
+                    "Secret '{}' not found in namespace '{namespace}'",
+                    secret_ref.name
+                ),
+            )
+        })?;
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get("token"))
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            fail(
+                "TokenMissing",
+                format!("Secret '{}' has no non-empty key 'token'", secret_ref.name),
+            )
+        })?;
+    Ok(Some(token))
+}
+
+fn build_failure(err: BuildError) -> Failure {
+    let reason = match &err {
+        BuildError::DuplicateObject { .. } | BuildError::DuplicateUnit { .. } => "DuplicateObject",
+        BuildError::FileNameCollision { .. } => "FileNameCollision",
+        BuildError::Archive(_) => "ArchiveFailed",
+        _ => "InvalidUnit",
+    };
+    build_failure_message(reason, err.to_string())
+}
+
+fn build_failure_message(reason: &str, message: String) -> Failure {
+    Failure {
+        step: FailedStep::Build,
+        reason: reason.into(),
+        message,
+        stalled: false,
+    }
+}
+
+fn storage_failure(message: String) -> Failure {
+    Failure {
+        step: FailedStep::Storage,
+        reason: "StorageOperationFailed".into(),
+        message,
+        stalled: false,
+    }
+}

@@ -1,0 +1,19 @@
+//! The ConfigHub client against an in-process local hub, end to end: every client operation, the
+//! hub's exact JSON shapes and headers, hostile input, retry behaviour against scripted servers,
+//! persistence across restarts, and `hub import` (library and CLI).
+
+#[path = "confighub/support.rs"]
+mod support;
+
+#[path = "confighub/cli.rs"]
+mod cli;
+#[path = "confighub/client_ops.rs"]
+mod client_ops;
+#[path = "confighub/hostile.rs"]
+mod hostile;
+#[path = "confighub/import.rs"]
+mod import;
+#[path = "confighub/retry.rs"]
+mod retry;
+#[path = "confighub/shapes.rs"]
+mod shapes;

@@ -1,0 +1,204 @@
+//! Retry, timeout and decoding behaviour against tiny scripted servers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use confighub_source_controller::confighub::{Client, ClientOptions, Error, SpaceCreate};
+use tokio::io::AsyncWriteExt;
+
+use crate::support::fast_options;
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    origin
+}
+
+fn counted<F, R>(hits: &Arc<AtomicUsize>, respond: F) -> Router
+where
+    F: Fn(usize) -> R + Clone + Send + Sync + 'static,
+    R: IntoResponse,
+{
+    let hits = hits.clone();
+    let handler = move || {
+        let hits = hits.clone();
+        let respond = respond.clone();
+        async move { respond(hits.fetch_add(1, Ordering::SeqCst)).into_response() }
+    };
+    Router::new()
+        .route("/api/info", get(handler.clone()))
+        .route("/api/space", axum::routing::post(handler))
+}
+
+fn client(origin: &str, options: ClientOptions) -> Client {
+    Client::new(origin, Some("retry-token".into()), options).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_honours_retry_after_then_succeeds() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = counted(&hits, |n| {
+        if n == 0 {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                r#"{"Code":"503","Message":"busy"}"#,
+            )
+                .into_response()
+        } else {
+            axum::Json(serde_json::json!({"Version":"v9.9.9"})).into_response()
+        }
+    });
+    let origin = serve(app).await;
+    let c = client(&origin, fast_options());
+    let started = Instant::now();
+    assert_eq!(c.info().await.unwrap().version, "v9.9.9");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // The backoff alone is at most 50 ms here, so waiting ~1 s proves Retry-After was honoured.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.stats().requests, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_never_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = counted(&hits, |_| {
+        (
+            StatusCode::BAD_REQUEST,
+            [("x-request-id", "req-400")],
+            r#"{"Code":"400","Message":"malformed where"}"#,
+        )
+    });
+    let origin = serve(app).await;
+    let err = client(&origin, fast_options()).info().await.unwrap_err();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    match &err {
+        Error::Api {
+            status,
+            code,
+            message,
+            request_id,
+            operation,
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(code, "400");
+            assert_eq!(message, "malformed where");
+            assert_eq!(request_id.as_deref(), Some("req-400"));
+            assert_eq!(*operation, "GetInfo");
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_within_budget_but_not_for_post() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = counted(&hits, |_| {
+        (StatusCode::INTERNAL_SERVER_ERROR, "<html>oops</html>")
+    });
+    let origin = serve(app).await;
+    let c = client(&origin, fast_options());
+    let err = c.info().await.unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert!(
+        err.to_string().contains("oops"),
+        "non-JSON error bodies are kept as text: {err}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "1 try + max_retries 2");
+
+    hits.store(0, Ordering::SeqCst);
+    let req = SpaceCreate {
+        slug: "x".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.create_space(&req, false).await.unwrap_err().status(),
+        Some(500)
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a POST the server may have applied is not repeated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_then_reported_as_transport_errors() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let counter = accepts.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let err = client(&origin, fast_options()).info().await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(err.metric_label(), "transport");
+    assert_eq!(accepts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_and_undecodable_bodies_are_errors_not_panics() {
+    let app = Router::new().route("/api/info", get(|| async { "this is not json" }));
+    let origin = serve(app).await;
+    let err = client(&origin, fast_options()).info().await.unwrap_err();
+    assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
+    assert_eq!(err.metric_label(), "decode");
+
+    // Promises 100 bytes, sends 10, hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ncontent-type: application/json\r\n\r\n{\"Version\"")
+                .await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let mut options = fast_options();
+    options.max_retries = 0;
+    let err = client(&origin, options).info().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { .. } | Error::Decode { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_servers_time_out() {
+    let app = Router::new().route(
+        "/api/info",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "{}"
+        }),
+    );
+    let origin = serve(app).await;
+    let options = ClientOptions {
+        timeout: Duration::from_millis(200),
+        max_retries: 0,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let err = client(&origin, options).info().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

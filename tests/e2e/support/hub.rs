@@ -1,0 +1,146 @@
+//! A local ConfigHub-compatible hub per test, in the test's own runtime, that can be stopped and started
+//! again on the same port and data (for the dead-ConfigHub tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use confighub_source_controller::confighub::{self, ClientOptions, SpaceCreate, UnitCreate};
+use confighub_source_controller::hub::{self, Hub, HubConfig};
+
+pub struct TestHub {
+    pub url: String,
+    pub token: String,
+    addr: SocketAddr,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        let dir = std::env::temp_dir().join(format!(
+            "chsc-e2e-{}-hub-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut hub = TestHub {
+            url: format!("http://{addr}"),
+            token: format!("test-token-{}", uuid::Uuid::new_v4().simple()),
+            addr,
+            dir,
+            stop: None,
+            task: None,
+        };
+        hub.serve(listener);
+        hub
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let hub = Hub::open(HubConfig {
+            data_dir: self.dir.clone(),
+            tokens: vec![self.token.clone()],
+        })
+        .expect("opening the hub");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            let _ = hub::serve(listener, hub, async move {
+                let _ = rx.await;
+            })
+            .await;
+        }));
+    }
+
+    /// Stops serving; connections are refused until [`TestHub::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    /// Serves again on the same address and data.
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebinding the hub's port");
+        self.serve(listener);
+    }
+
+    pub fn client(&self) -> confighub::Client {
+        confighub::Client::new(
+            &self.url,
+            Some(self.token.clone()),
+            ClientOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// Creates the space (if needed) and returns its id.
+    pub async fn space(&self, slug: &str) -> String {
+        let space = SpaceCreate {
+            slug: slug.into(),
+            ..Default::default()
+        };
+        self.client()
+            .create_space(&space, true)
+            .await
+            .expect("creating the space")
+            .space_id
+    }
+
+    /// Creates or updates unit `slug` with `yaml`; returns the unit id.
+    pub async fn put_unit(&self, space_id: &str, slug: &str, yaml: &str) -> String {
+        self.put_unit_typed(space_id, slug, "Kubernetes/YAML", yaml)
+            .await
+    }
+
+    pub async fn put_unit_typed(
+        &self,
+        space_id: &str,
+        slug: &str,
+        toolchain: &str,
+        yaml: &str,
+    ) -> String {
+        let client = self.client();
+        let unit = UnitCreate {
+            slug: slug.into(),
+            toolchain_type: toolchain.into(),
+            ..Default::default()
+        };
+        let unit = client
+            .create_unit(space_id, &unit, true)
+            .await
+            .expect("creating the unit");
+        client
+            .upload_unit_data(
+                space_id,
+                &unit.unit_id,
+                yaml.as_bytes().to_vec(),
+                None,
+                Some("test edit"),
+            )
+            .await
+            .expect("uploading unit data");
+        unit.unit_id
+    }
+
+    pub async fn delete_unit(&self, space_id: &str, unit_id: &str) {
+        self.client()
+            .delete_unit(space_id, unit_id)
+            .await
+            .expect("deleting the unit");
+    }
+
+    pub async fn release(&self, space_id: &str) {
+        self.client()
+            .publish_release(space_id)
+            .await
+            .expect("publishing a release");
+    }
+}
