@@ -6,7 +6,8 @@
 //! - serde_yaml_ng itself refuses nesting deeper than 128 and more than 100 alias jumps per event, but
 //!   that still lets one alias to a large anchored list be repeated thousands of times (quadratic blow-up).
 //!   So values are built through a counting visitor: every expanded node costs 1 plus its scalar length,
-//!   and a document may cost at most `4 × unit size + 64 KiB` ([`expansion_budget`]). Alias-free YAML
+//!   and a unit (all its documents together) may cost at most `4 × unit size + 64 KiB`
+//!   ([`expansion_budget`]). Alias-free YAML
 //!   always fits (each node takes at least one input byte), while a billion-laughs document fails after
 //!   a few thousand nodes, in microseconds.
 
@@ -87,11 +88,13 @@ pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, Bui
         });
     }
     let limit = expansion_budget(data.len());
+    // One budget for the whole unit, not per document: otherwise many small documents, each expanding
+    // to the limit, would multiply it.
+    let budget = Budget::new(limit);
     let mut out = String::with_capacity(data.len() + data.len() / 4 + 256);
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_slice(data).enumerate() {
         let number = index + 1;
-        let budget = Budget::new(limit);
         let node = match (BoundedNode { budget: &budget }).deserialize(document) {
             Ok(v) => v,
             Err(_) if budget.exceeded() => {
@@ -380,6 +383,20 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
         let err = process_unit(src.as_bytes(), &stamp()).unwrap_err();
         assert!(matches!(err, BuildError::AliasExpansion { .. }), "{err:?}");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn expansion_budget_is_per_unit_not_per_document() {
+        // Each document alone stays under the limit; together they would not.
+        let mut doc = String::from("apiVersion: v1\nkind: List\nmetadata: {name: l}\na: &a [");
+        doc.push_str(&"x,".repeat(100));
+        doc.push_str("x]\nb: [");
+        doc.push_str(&"*a,".repeat(200));
+        doc.push_str("*a]\n");
+        assert!(process_unit(doc.as_bytes(), &stamp()).is_ok());
+        let many = vec![doc.as_str(); 60].join("---\n");
+        let err = process_unit(many.as_bytes(), &stamp()).unwrap_err();
+        assert!(matches!(err, BuildError::AliasExpansion { .. }), "{err:?}");
     }
 
     #[test]
