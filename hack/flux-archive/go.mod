@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/fluxcd/pkg/apis/meta v1.23.0
 	github.com/fluxcd/pkg/artifact v0.5.0
+	github.com/fluxcd/pkg/tar v0.16.0
 )
 
 require (
@@ -17,7 +18,6 @@ require (
 	github.com/fluxcd/pkg/lockedfile v0.7.0 // indirect
 	github.com/fluxcd/pkg/oci v0.58.0 // indirect
 	github.com/fluxcd/pkg/sourceignore v0.15.0 // indirect
-	github.com/fluxcd/pkg/tar v0.16.0 // indirect
 	github.com/fluxcd/pkg/version v0.11.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect

@@ -4,6 +4,11 @@
 //
 // Usage: flux-archive <source-dir> <storage-dir>
 // Prints the digest, size and path of the archive it wrote.
+//
+//	flux-archive -untar <archive.tar.gz> <dir>
+//
+// extracts an archive with Flux's own extractor (github.com/fluxcd/pkg/tar, what kustomize-controller
+// uses), to check that our artifacts pass its rules.
 package main
 
 import (
@@ -14,9 +19,22 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/artifact/config"
 	"github.com/fluxcd/pkg/artifact/storage"
+	"github.com/fluxcd/pkg/tar"
 )
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "-untar" {
+		f, err := os.Open(os.Args[2])
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		if err := tar.Untar(f, os.Args[3]); err != nil {
+			fail(err)
+		}
+		fmt.Println("extracted:", os.Args[3])
+		return
+	}
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: flux-archive <source-dir> <storage-dir>")
 		os.Exit(2)

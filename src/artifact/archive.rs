@@ -180,7 +180,7 @@ mod tests {
         let mut x: u32 = 1;
         while data.len() < 3 * SEGMENT + 12345 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            if (x >> 16) % 3 == 0 {
+            if (x >> 16).is_multiple_of(3) {
                 data.extend_from_slice(b"apiVersion: v1\nkind: ConfigMap\n");
             } else {
                 data.push((x >> 24) as u8);

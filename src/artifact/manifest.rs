@@ -6,7 +6,8 @@
 //! - serde_yaml_ng itself refuses nesting deeper than 128 and more than 100 alias jumps per event, but
 //!   that still lets one alias to a large anchored list be repeated thousands of times (quadratic blow-up).
 //!   So values are built through a counting visitor: every expanded node costs 1 plus its scalar length,
-//!   and a document may cost at most `4 × unit size + 64 KiB` ([`expansion_budget`]). Alias-free YAML
+//!   and a unit (all its documents together) may cost at most `4 × unit size + 64 KiB`
+//!   ([`expansion_budget`]). Alias-free YAML
 //!   always fits (each node takes at least one input byte), while a billion-laughs document fails after
 //!   a few thousand nodes, in microseconds.
 
@@ -87,11 +88,13 @@ pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, Bui
         });
     }
     let limit = expansion_budget(data.len());
+    // One budget for the whole unit, not per document: otherwise many small documents, each expanding
+    // to the limit, would multiply it.
+    let budget = Budget::new(limit);
     let mut out = String::with_capacity(data.len() + data.len() / 4 + 256);
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_slice(data).enumerate() {
         let number = index + 1;
-        let budget = Budget::new(limit);
         let node = match (BoundedNode { budget: &budget }).deserialize(document) {
             Ok(v) => v,
             Err(_) if budget.exceeded() => {
@@ -383,6 +386,20 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
     }
 
     #[test]
+    fn expansion_budget_is_per_unit_not_per_document() {
+        // Each document alone stays under the limit; together they would not.
+        let mut doc = String::from("apiVersion: v1\nkind: List\nmetadata: {name: l}\na: &a [");
+        doc.push_str(&"x,".repeat(100));
+        doc.push_str("x]\nb: [");
+        doc.push_str(&"*a,".repeat(200));
+        doc.push_str("*a]\n");
+        assert!(process_unit(doc.as_bytes(), &stamp()).is_ok());
+        let many = vec![doc.as_str(); 60].join("---\n");
+        let err = process_unit(many.as_bytes(), &stamp()).unwrap_err();
+        assert!(matches!(err, BuildError::AliasExpansion { .. }), "{err:?}");
+    }
+
+    #[test]
     fn modest_aliases_are_expanded() {
         let src = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: &d {a: \"1\"}\nextra: *d\n";
         let unit = process_unit(src, &stamp()).unwrap();
@@ -429,5 +446,100 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
             name: "web".into(),
         };
         assert_eq!(key.to_string(), "Deployment.apps prod/web");
+    }
+
+    /// Output minus our stamps equals the input, document by document, whichever emitter ran.
+    #[test]
+    fn everything_but_the_stamps_is_preserved() {
+        let src = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scripts
+  namespace: ops
+  labels: {keep: "yes", confighub.com/UnitSlug: overwritten}
+data:
+  run.sh: |
+    #!/bin/sh
+    set -eu
+      indented line
+    echo "done: $1" # comment-like
+  empty: ""
+  quoted-number: "0755"
+  on: "off"
+  tilde: "~"
+  colon: "a: b"
+  unicode: "ünï 🚀"
+  tabbed: "a\tb"
+  crlf: "x\r\ny"
+  folded: >
+    folded text
+    continues
+binaryData: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    note: |-
+      no trailing newline
+spec:
+  replicas: 3
+  ratio: 0.25
+  big: 18446744073709551615
+  neg: -42
+  flags: [true, false, null]
+  nested: [[1, 2], [], {}]
+  template:
+    spec:
+      containers:
+      - name: app
+        args: ["--port", "8080", "-v", "--"]
+        env:
+        - {name: A, value: "1"}
+---
+apiVersion: example.com/v1
+kind: Custom
+metadata: {name: tagged}
+spec:
+  when: !!str 2001-12-14
+  custom: !mytag {a: 1}
+  "<<": {merge: like}
+"#;
+        let out = process_unit(src.as_bytes(), &stamp()).unwrap();
+        let original = parse_back(src.as_bytes());
+        let mut produced = parse_back(&out.yaml);
+        assert_eq!(original.len(), produced.len());
+        for (doc, want) in produced.iter_mut().zip(&original) {
+            let md = doc["metadata"].as_mapping_mut().unwrap();
+            let labels = md.get_mut("labels").unwrap().as_mapping_mut().unwrap();
+            assert_eq!(labels.remove(LABEL_UNIT_SLUG), Some(Value::from("web")));
+            let drop_labels = labels.is_empty() && want["metadata"].get("labels").is_none();
+            let annotations = md.get_mut("annotations").unwrap().as_mapping_mut().unwrap();
+            for key in [
+                ANNOTATION_SPACE_NAME,
+                ANNOTATION_SPACE_ID,
+                ANNOTATION_REVISION_NUM,
+            ] {
+                assert!(annotations.remove(key).is_some());
+            }
+            let drop_annotations =
+                annotations.is_empty() && want["metadata"].get("annotations").is_none();
+            if drop_labels {
+                md.remove("labels");
+            }
+            if drop_annotations {
+                md.remove("annotations");
+            }
+            let mut want = want.clone();
+            // The overwritten label is the one intended difference.
+            if let Some(l) = want["metadata"]
+                .get_mut("labels")
+                .and_then(Value::as_mapping_mut)
+            {
+                l.remove(LABEL_UNIT_SLUG);
+            }
+            assert_eq!(doc, &want);
+        }
     }
 }

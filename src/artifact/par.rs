@@ -1,59 +1,61 @@
 //! Deterministic fan-out over a few threads: results come back in input order, so the output never
 //! depends on the number of cores or on scheduling.
 
-/// Applies `f` to every item, splitting the items into contiguous runs of roughly equal `weight` and
-/// running them on up to `available_parallelism()` (max 8) threads; the calling thread takes the first
-/// run. Falls back to the calling thread when a thread cannot be spawned.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Applies `f` to every item on up to `available_parallelism()` (max 8) threads, the calling thread
+/// included, when the items' total `weight` reaches `min_parallel_weight`. Threads take small batches
+/// from a shared counter, so one thread slowed down by other processes does not hold up the rest;
+/// results are put back in input order. Falls back to the calling thread when a thread cannot be spawned.
 pub(crate) fn map<T: Sync, R: Send>(
     items: &[T],
     weight: impl Fn(&T) -> usize,
     min_parallel_weight: usize,
     f: impl Fn(usize, &T) -> R + Sync,
 ) -> Vec<R> {
-    let total: usize = items.iter().map(&weight).sum();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8)
         .min(items.len());
-    if threads < 2 || total < min_parallel_weight {
+    if threads < 2 || items.iter().map(&weight).sum::<usize>() < min_parallel_weight {
         return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
     }
-    let per_thread = total.div_ceil(threads);
-    let mut bounds = Vec::with_capacity(threads + 1);
-    bounds.push(0);
-    let mut acc = 0;
-    for (i, item) in items.iter().enumerate() {
-        acc += weight(item);
-        if acc >= per_thread && bounds.len() < threads && i + 1 < items.len() {
-            bounds.push(i + 1);
-            acc = 0;
+    // About 16 batches per thread: small enough to balance, large enough to keep the counter cold.
+    let batch = items.len().div_ceil(threads * 16).max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done: Vec<(usize, Vec<R>)> = Vec::new();
+        loop {
+            let start = next.fetch_add(batch, Ordering::Relaxed);
+            if start >= items.len() {
+                return done;
+            }
+            let end = (start + batch).min(items.len());
+            done.push((start, (start..end).map(|i| f(i, &items[i])).collect()));
         }
-    }
-    bounds.push(items.len());
-    let f = &f;
-    let run = move |start: usize, end: usize| -> Vec<R> {
-        (start..end).map(|i| f(i, &items[i])).collect()
     };
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(bounds.len());
-        for w in bounds.windows(2).skip(1) {
-            let (start, end) = (w[0], w[1]);
-            let spawned = std::thread::Builder::new()
-                .name("artifact-build".into())
-                .spawn_scoped(scope, move || run(start, end));
-            handles.push((start, end, spawned));
-        }
-        let mut out = run(bounds[0], bounds[1]);
-        for (start, end, spawned) in handles {
-            match spawned.map(|h| h.join()) {
-                Ok(Ok(part)) => out.extend(part),
-                // Spawn failed: do it here. A panicking `f` re-panics here as it would sequentially.
-                Err(_) => out.extend(run(start, end)),
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+    let mut batches = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("artifact-build".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
+        // If no thread could be spawned, this one simply takes every batch.
+        let mut all = work();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => all.extend(part),
+                // A panicking `f` re-panics here, as it would have sequentially.
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        out
-    })
+        all
+    });
+    batches.sort_unstable_by_key(|(start, _)| *start);
+    batches.into_iter().flat_map(|(_, part)| part).collect()
 }
 
 #[cfg(test)]
