@@ -117,6 +117,8 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
             failure.message.clone(),
         );
     }
+    // Drifted belongs to the drift engine; a reconcile keeps it as it is.
+    next.extend(previous.iter().filter(|c| c.type_ == DRIFTED).cloned());
     debug_assert!(
         next.iter()
             .filter(|c| FAILURE_TYPES.contains(&c.type_.as_str()))
