@@ -375,3 +375,68 @@ async fn secret_drift_is_recorded_without_its_values_and_never_proposed() {
         "no fix unit is written for Secret drift"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_fix_units_survive_a_controller_restart() {
+    let client = client().await;
+    let (ns, hub, _) = managed_app(&client, "drift-restart", json!({"mode": "Propose"})).await;
+    let deployments = resource(&client, &ns, "apps", "Deployment");
+    let id = format!("Deployment:{ns}:web");
+    edit_as(
+        &deployments,
+        "web",
+        "e2e-scaler",
+        deployment_patch(&ns, json!({"replicas": 2})),
+    )
+    .await;
+    let before = record_where(&id, "a fix unit for the episode", |r| {
+        r["fix_unit"].is_string()
+    })
+    .await;
+    let slug = before["fix_unit"].as_str().unwrap().to_string();
+    wait_for("the fix unit in the hub", TIMEOUT, || {
+        fix_unit_data(&hub, "shop-drift-fixes", &slug)
+    })
+    .await;
+    let fix_space = hub
+        .client()
+        .find_space_by_slug("shop-drift-fixes")
+        .await
+        .unwrap()
+        .unwrap();
+    let revisions_before = hub
+        .client()
+        .list_units(&fix_space.space_id, None, &[])
+        .await
+        .unwrap()[0]
+        .head_revision_num;
+
+    tokio::task::spawn_blocking(|| controller().restart())
+        .await
+        .unwrap();
+
+    // A full check after the restart sees the same drift: same record, same episode, same fix unit.
+    reqwest::Client::new()
+        .post(format!("http://{}/api/v1/analyze", controller().http))
+        .send()
+        .await
+        .unwrap();
+    let after = record_where(&id, "the record after the restart", |r| {
+        r["last_seen"].as_str() > before["last_seen"].as_str()
+    })
+    .await;
+    assert_eq!(after["status"], "active");
+    assert_eq!(after["episode"], 1);
+    assert_eq!(after["first_detected"], before["first_detected"]);
+    assert_eq!(after["fix_unit"], slug.as_str());
+    let units = hub
+        .client()
+        .list_units(&fix_space.space_id, None, &[])
+        .await
+        .unwrap();
+    assert_eq!(units.len(), 1, "no second fix unit for the same episode");
+    assert_eq!(
+        units[0].head_revision_num, revisions_before,
+        "and the fix unit was not rewritten"
+    );
+}

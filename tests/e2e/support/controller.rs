@@ -1,9 +1,9 @@
 //! The controller under test: the real `confighub-source-controller run` binary, one per test binary,
-//! watching all namespaces of the shared control plane.
+//! watching all namespaces of the shared control plane. It can be restarted (as a rollout would).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::cluster::{control_plane, spawn_tied};
@@ -12,6 +12,8 @@ pub struct ControllerProcess {
     pub storage_path: PathBuf,
     pub http: String,
     pub log: PathBuf,
+    storage_addr: String,
+    child: Mutex<Child>,
 }
 
 static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
@@ -27,7 +29,7 @@ fn free_port() -> u16 {
 /// Starts the controller on first use and waits until it reports ready.
 pub fn controller() -> &'static ControllerProcess {
     CONTROLLER.get_or_init(|| {
-        let cp = control_plane();
+        control_plane();
         let dir = std::env::temp_dir().join(format!("chsc-e2e-{}-controller", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -35,44 +37,56 @@ pub fn controller() -> &'static ControllerProcess {
         let log = dir.join("controller.log");
         let http = format!("127.0.0.1:{}", free_port());
         let storage_addr = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"));
-        cmd.args(["run", "--log-format", "json", "--concurrent", "4"])
-            .arg("--storage-path")
-            .arg(&storage_path)
-            .args(["--storage-addr", &storage_addr, "--http-addr", &http])
-            .env("KUBECONFIG", &cp.kubeconfig)
-            .env("RUST_LOG", "info,confighub_source_controller=debug")
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ));
-        let child = spawn_tied(cmd).expect("starting the controller");
-        std::mem::forget(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = std::net::TcpStream::connect(&http).ok().and_then(|mut s| {
-                use std::io::{Read, Write};
-                s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
-                let mut out = String::new();
-                s.read_to_string(&mut out).ok()?;
-                Some(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"))
-            });
-            if ready == Some(true) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the controller did not become ready; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = spawn(&storage_path, &storage_addr, &http, &log);
+        wait_ready(&http, &log);
         ControllerProcess {
             storage_path,
             http,
             log,
+            storage_addr,
+            child: Mutex::new(child),
         }
     })
+}
+
+fn spawn(storage_path: &Path, storage_addr: &str, http: &str, log: &Path) -> Child {
+    let out = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"));
+    cmd.args(["run", "--log-format", "json", "--concurrent", "4"])
+        .arg("--storage-path")
+        .arg(storage_path)
+        .args(["--storage-addr", storage_addr, "--http-addr", http])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("RUST_LOG", "info,confighub_source_controller=debug")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out));
+    spawn_tied(cmd).expect("starting the controller")
+}
+
+fn wait_ready(http: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = std::net::TcpStream::connect(http).ok().and_then(|mut s| {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            Some(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"))
+        });
+        if ready == Some(true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller did not become ready; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 impl ControllerProcess {
@@ -88,5 +102,23 @@ impl ControllerProcess {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Stops the controller with SIGTERM, as Kubernetes would, and starts it again on the same storage
+    /// and ports. Tests sharing it see a short outage, as they would during a rollout.
+    pub fn restart(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: signals our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let _ = child.wait();
+        *child = spawn(
+            &self.storage_path,
+            &self.storage_addr,
+            &self.http,
+            &self.log,
+        );
+        wait_ready(&self.http, &self.log);
     }
 }
