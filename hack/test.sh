@@ -41,7 +41,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test (unit and end-to-end)"
-cargo test --all-targets --locked
+# The end-to-end tests mostly wait on the cluster, so run more of them at once than there are cores.
+cargo test --all-targets --locked -- --test-threads 8
 
 echo
 echo "==> all checks passed in $((SECONDS - start))s"

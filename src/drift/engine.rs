@@ -31,8 +31,10 @@ use crate::api::{ConfigHubRepository, DriftMode};
 use crate::confighub::{self, SpaceCreate, UnitCreate, UnitPatch};
 use crate::source::{self, conditions as source_conditions};
 
-/// How often every managed object is compared even without a watch event (a missed event is caught).
-pub const FULL_CHECK_EVERY: Duration = Duration::from_secs(15);
+/// How often the engine looks for repositories due a full check (each is due every `spec.interval`).
+pub const TICK: Duration = Duration::from_secs(2);
+/// A Flux correction of an object whose drift was seen this recently is already on record.
+const RECENTLY_SEEN: Duration = Duration::from_secs(60);
 /// Label a resolved fix unit carries (it is kept, never deleted).
 pub const FIX_STATUS_LABEL: &str = "confighub.com/DriftStatus";
 
@@ -54,6 +56,10 @@ pub struct DriftEngine {
     /// Kustomization (namespace, name) → the repository whose ExternalArtifact it applies.
     kustomizations: RwLock<HashMap<RepoKey, RepoKey>>,
     watched: Mutex<HashSet<(String, String, String)>>,
+    /// When each repository last had a full check.
+    last_full: Mutex<HashMap<RepoKey, std::time::Instant>>,
+    /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
+    flux_revisions: Mutex<HashMap<RepoKey, String>>,
 }
 
 impl DriftEngine {
@@ -66,33 +72,219 @@ impl DriftEngine {
             repos: RwLock::new(HashMap::new()),
             kustomizations: RwLock::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
+            last_full: Mutex::new(HashMap::new()),
+            flux_revisions: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Runs until `shutdown` resolves: a full pass now, every [`FULL_CHECK_EVERY`] and on each analyze
-    /// request; watches start as managed kinds are discovered.
+    /// Runs until `shutdown` resolves: Kustomizations and Flux's events are watched, every repository gets
+    /// a full check every `spec.interval`, and every repository on each analyze request.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let mut ticker = tokio::time::interval(FULL_CHECK_EVERY);
+        tokio::spawn(Arc::clone(&self).watch_kustomizations());
+        tokio::spawn(Arc::clone(&self).watch_flux_events());
+        let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
-            let source = tokio::select! {
+            let everything = tokio::select! {
                 _ = &mut shutdown => return,
-                _ = ticker.tick() => DetectionSource::Analyze,
-                _ = self.handles.analyze.notified() => DetectionSource::Analyze,
+                _ = ticker.tick() => false,
+                _ = self.handles.analyze.notified() => true,
             };
-            if let Err(err) = Arc::clone(&self).full_check(source).await {
+            if let Err(err) = Arc::clone(&self).full_check(everything).await {
                 tracing::warn!(error = %err, "drift: full check failed");
+            }
+            self.handles.metrics.passes.inc();
+        }
+    }
+
+    /// Whether `repo` is due a full check now (and marks it checked).
+    fn due(&self, repo: &Repo, everything: bool) -> bool {
+        let key = (
+            repo.chr.namespace().unwrap_or_default(),
+            repo.chr.name_any(),
+        );
+        let interval = source::duration::parse_duration(&repo.chr.spec.interval)
+            .unwrap_or(Duration::from_secs(600));
+        let mut last = self.last_full.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let due = everything
+            || last
+                .get(&key)
+                .is_none_or(|t| now.duration_since(*t) >= interval);
+        if due {
+            last.insert(key, now);
+        }
+        due
+    }
+
+    /// Whether `repo` had its full check in this pass.
+    fn checked_now(&self, repo: &Repo) -> bool {
+        let key = (
+            repo.chr.namespace().unwrap_or_default(),
+            repo.chr.name_any(),
+        );
+        let last = self.last_full.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(&key).is_some_and(|t| t.elapsed() < TICK)
+    }
+
+    /// Keeps the Kustomization → repository links and the per-kind watches current as Flux applies new
+    /// inventories, without comparing anything (that is what watches and full checks are for).
+    async fn watch_kustomizations(self: Arc<Self>) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kustomization_resource());
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            let ks = match event {
+                Ok(watcher::Event::Apply(ks) | watcher::Event::InitApply(ks)) => ks,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::debug!(error = %err, "drift: Kustomization watch error; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let value = serde_json::to_value(&ks).unwrap_or(Value::Null);
+            let Some(repo_key) = external_artifact_source(&value) else {
+                continue;
+            };
+            let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
+            self.kustomizations
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ks_key, repo_key);
+            for entry in super::inventory::entries(&value) {
+                Arc::clone(&self).ensure_watch(&entry);
             }
         }
     }
 
+    /// Reads kustomize-controller's events back: objects it `configured` or re-`created` while the
+    /// revision did not change are drift it just corrected. Drift already on record is skipped; drift
+    /// the watches missed is recorded with source `flux`, resolved at once (Flux restored it).
+    async fn watch_flux_events(self: Arc<Self>) {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(self.client.clone());
+        let config = watcher::Config::default().fields("involvedObject.kind=Kustomization");
+        let mut events = std::pin::pin!(watcher(api, config));
+        while let Some(event) = events.next().await {
+            let (event, seed_only) = match event {
+                Ok(watcher::Event::Apply(e)) => (e, false),
+                Ok(watcher::Event::InitApply(e)) => (e, true),
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::debug!(error = %err, "drift: event watch error; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(revision) = event
+                .annotations()
+                .get(super::flux_events::REVISION_METADATA)
+                .cloned()
+            else {
+                continue;
+            };
+            let ks_key = (
+                event.involved_object.namespace.clone().unwrap_or_default(),
+                event.involved_object.name.clone().unwrap_or_default(),
+            );
+            let previous = self
+                .flux_revisions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ks_key.clone(), revision.clone());
+            if seed_only {
+                continue;
+            }
+            let message = event.message.clone().unwrap_or_default();
+            let corrected =
+                super::flux_events::reverted_drift(&message, Some(&revision), previous.as_deref());
+            for (key, drift_type) in corrected {
+                self.record_flux_correction(&ks_key, key, drift_type).await;
+            }
+        }
+    }
+
+    async fn record_flux_correction(
+        &self,
+        ks: &RepoKey,
+        key: ObjectKey,
+        drift_type: super::DriftType,
+    ) {
+        let id = key.id();
+        let recent = |t: Option<chrono::DateTime<Utc>>| {
+            t.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() < RECENTLY_SEEN)
+        };
+        if let Ok(Some(record)) = self.handles.store.get(&id)
+            && (record.status == RecordStatus::Active
+                || recent(Some(record.last_seen))
+                || recent(record.resolved_at))
+        {
+            return;
+        }
+        let repo_key = self
+            .kustomizations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ks)
+            .cloned();
+        let repo = repo_key.and_then(|k| self.repo(&k));
+        let desired = repo.as_ref().and_then(|r| {
+            r.objects
+                .iter()
+                .find(|o| o.kind() == key.kind && o.name() == key.name)
+                .cloned()
+        });
+        let item = super::ClassifiedItem {
+            item: super::DriftItem {
+                path: String::new(),
+                desired: None,
+                live: None,
+                actor: None,
+            },
+            severity: if drift_type == super::DriftType::Deleted {
+                super::Severity::High
+            } else {
+                super::Severity::Low
+            },
+            drift_type,
+            expected: false,
+        };
+        let detection = super::Detection {
+            key: key.clone(),
+            items: vec![item],
+            source: DetectionSource::Flux,
+            unit_slug: desired.as_ref().map(|d| d.unit_slug.clone()),
+            revision: desired.as_ref().map(|d| d.revision.to_string()),
+            repository: repo
+                .as_ref()
+                .map(|r| ObjectRef::new(r.chr.namespace().unwrap_or_default(), r.chr.name_any())),
+            kustomization: Some(ObjectRef::new(ks.0.clone(), ks.1.clone())),
+            detected_at: Utc::now(),
+        };
+        match self.handles.store.upsert_detection(&detection) {
+            Ok((transition, record)) => {
+                self.handles.metrics.observe(transition, &record);
+                let _ = self.handles.store.resolve(&id, Utc::now());
+                tracing::info!(%id, "drift corrected by Flux before it was seen; recorded from its event");
+                if let Some(repo) = &repo {
+                    let note = format!("{id} was changed and Flux restored it ({drift_type})");
+                    self.source
+                        .publish_event(&repo.chr, EventType::Normal, "DriftRevertedByFlux", &note)
+                        .await;
+                }
+            }
+            Err(err) => tracing::warn!(%id, error = %err, "drift: cannot record a Flux correction"),
+        }
+    }
+
     /// Re-reads repositories and Kustomizations, then compares every managed object.
-    async fn full_check(self: Arc<Self>, source: DetectionSource) -> kube::Result<()> {
-        self.refresh_repos().await?;
+    async fn full_check(self: Arc<Self>, everything: bool) -> kube::Result<()> {
+        let source = DetectionSource::Analyze;
+        timed("refresh_repos", self.refresh_repos()).await?;
         let ks_api: Api<DynamicObject> =
             Api::all_with(self.client.clone(), &kustomization_resource());
-        let kustomizations = ks_api.list(&ListParams::default()).await?;
+        let kustomizations =
+            timed("list kustomizations", ks_api.list(&ListParams::default())).await?;
         let mut links = HashMap::new();
         let mut checked = HashSet::new();
         for ks in kustomizations.items {
@@ -105,12 +297,27 @@ impl DriftEngine {
             };
             let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
             links.insert(ks_key.clone(), repo_key.clone());
-            for entry in super::inventory::entries(&ks_value) {
+            let entries = super::inventory::entries(&ks_value);
+            // Nothing applied yet: not checked, so the first check comes as soon as Flux has applied.
+            let due = !entries.is_empty() && self.due(&repo, everything);
+            for entry in entries {
                 Arc::clone(&self).ensure_watch(&entry);
                 checked.insert(entry.record_id());
-                self.check(&repo, &ks_key, &entry, None, source).await;
+                if due {
+                    timed(
+                        "full check",
+                        self.check(&repo, &ks_key, &entry, None, source),
+                    )
+                    .await;
+                }
             }
         }
+        tracing::debug!(
+            kustomizations = links.len(),
+            objects = checked.len(),
+            everything,
+            "drift: full pass"
+        );
         *self
             .kustomizations
             .write()
@@ -132,11 +339,15 @@ impl DriftEngine {
                 })
             });
             if managed_here && !checked.contains(&record.id) {
-                self.resolve(&record.id).await;
+                timed("resolve unmanaged", self.resolve(&record.id)).await;
             }
         }
+        // The Drifted condition follows every episode start and end; this pass only repairs it (e.g. after
+        // a restart), so it runs with the full checks.
         for repo in repos {
-            self.update_drifted_condition(&repo).await;
+            if self.checked_now(&repo) {
+                timed("drifted condition", self.update_drifted_condition(&repo)).await;
+            }
         }
         Ok(())
     }
@@ -281,7 +492,13 @@ impl DriftEngine {
         if !deleted && writer.as_deref() == Some(FLUX_MANAGER) && !has_record {
             return;
         }
-        let live = if deleted { None } else { Some(live) };
+        // A "deleted" event also comes when the object merely lost Flux's labels (it left the watch's
+        // selector): read it back to tell the two apart.
+        let live = if deleted {
+            self.resources.live(&entry).await.unwrap_or_default()
+        } else {
+            Some(live)
+        };
         self.check(&repo, &ks_key, &entry, Some(live), DetectionSource::Watch)
             .await;
     }
@@ -298,6 +515,8 @@ impl DriftEngine {
         let Some(desired) = repo.objects.iter().find(|o| o.matches(entry)) else {
             return;
         };
+        let started = std::time::Instant::now();
+        let _timing = Timing(entry.record_id(), started);
         let applied = as_flux_applies(&desired.object, entry, &ks.0, &ks.1);
         let live = match live {
             Some(live) => live,
@@ -367,7 +586,7 @@ impl DriftEngine {
                 let latency = (Utc::now() - written).num_milliseconds().max(0) as f64 / 1000.0;
                 self.handles.metrics.detection_latency.observe(latency);
             }
-            tracing::info!(id = %record.id, severity = %record.severity, actor = ?record.actor, "drift detected");
+            tracing::info!(id = %record.id, severity = %record.severity, actor = ?record.actor, source = ?record.source, "drift detected");
             let note = format!(
                 "{} drifted ({}): {}",
                 record.id, record.severity, record.suggestion
@@ -377,10 +596,17 @@ impl DriftEngine {
             } else {
                 EventType::Warning
             };
-            self.source
-                .publish_event(&repo.chr, kind, "DriftDetected", &note)
-                .await;
-            self.update_drifted_condition(repo).await;
+            timed(
+                "publish DriftDetected",
+                self.source
+                    .publish_event(&repo.chr, kind, "DriftDetected", &note),
+            )
+            .await;
+            timed(
+                "drifted condition after detection",
+                self.update_drifted_condition(repo),
+            )
+            .await;
         }
         if transition != Transition::Unchanged && !record.expected {
             self.remediate(repo, ks, &record, &compared, transition)
@@ -696,6 +922,32 @@ impl DriftEngine {
             {
                 tracing::warn!(fix_unit = %slug, error = %err, "drift: cannot label the fix unit resolved");
             }
+        }
+    }
+}
+
+/// Awaits `fut`, warning when it takes long (a stuck call would otherwise stall the engine silently).
+async fn timed<T>(label: &str, fut: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = fut.await;
+    if started.elapsed() > Duration::from_secs(2) {
+        tracing::warn!(
+            label,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "drift: slow step"
+        );
+    }
+    out
+}
+
+/// Logs how long a check took when it drops (debug), so slow checks can be found.
+struct Timing(String, std::time::Instant);
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        let elapsed = self.1.elapsed();
+        if elapsed > Duration::from_secs(2) {
+            tracing::warn!(id = %self.0, elapsed_ms = elapsed.as_millis() as u64, "drift: slow check");
         }
     }
 }

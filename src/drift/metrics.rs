@@ -37,6 +37,9 @@ pub struct DriftMetrics {
     pub detection_latency: Histogram,
     /// `confighub_drift_fix_units_total{result}`.
     pub fix_units: Family<FixUnitLabels, Counter>,
+    /// `confighub_drift_passes_total`: completed passes of the engine over every repository (each
+    /// compares the repositories that are due).
+    pub passes: Counter,
 }
 
 impl DriftMetrics {
@@ -46,6 +49,7 @@ impl DriftMetrics {
             active: Gauge::default(),
             detection_latency: Histogram::new(LATENCY_BUCKETS),
             fix_units: Family::default(),
+            passes: Counter::default(),
         };
         registry.register(
             "confighub_drift_events",
@@ -66,6 +70,11 @@ impl DriftMetrics {
             "confighub_drift_fix_units",
             "Fix units written to ConfigHub, by result.",
             metrics.fix_units.clone(),
+        );
+        registry.register(
+            "confighub_drift_passes",
+            "Completed passes of the drift engine over all repositories.",
+            metrics.passes.clone(),
         );
         metrics
     }

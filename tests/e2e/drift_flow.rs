@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Held by tests that make the controller check every repository at once (a restart, an analyze
+/// request), and by the one test that needs no full check to happen while it works.
+static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const SECRET_VALUE: &str = "hunter2-original";
 const SECRET_EDIT: &str = "hunter3-edited";
 
@@ -32,6 +35,16 @@ async fn managed_app(
     prefix: &str,
     drift: Value,
 ) -> (String, TestHub, String) {
+    managed_app_every(client, prefix, drift, "5s").await
+}
+
+/// [`managed_app`] with the repository's interval (which is also its full drift check's).
+async fn managed_app_every(
+    client: &kube::Client,
+    prefix: &str,
+    drift: Value,
+    interval: &str,
+) -> (String, TestHub, String) {
     controller();
     let ns = namespace(client, prefix).await;
     let hub = TestHub::start().await;
@@ -43,7 +56,7 @@ async fn managed_app(
         client,
         &ns,
         "shop",
-        json!({"url": hub.url, "space": "shop", "interval": "5s", "secretRef": {"name": "confighub"}, "drift": drift}),
+        json!({"url": hub.url, "space": "shop", "interval": interval, "secretRef": {"name": "confighub"}, "drift": drift}),
     )
     .await;
     wait_repository(client, &ns, "shop", "True", None, TIMEOUT).await;
@@ -76,9 +89,13 @@ fn deployment_patch(ns: &str, spec: Value) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns}, "spec": spec})
 }
 
+/// GET on the controller's API; retried while the controller restarts (another test may roll it).
 async fn api_get(path: &str) -> (u16, Value) {
     let url = format!("http://{}{path}", controller().http);
-    let response = reqwest::get(url).await.unwrap();
+    let response = wait_for("the controller's API", TIMEOUT, || async {
+        reqwest::get(&url).await.ok()
+    })
+    .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -217,14 +234,14 @@ async fn scaling_and_image_drift_are_recorded_and_proposed_as_a_fix_unit() {
         .unwrap();
     assert_eq!(units.len(), 1, "exactly one fix unit for the episode");
 
-    let (_, resources) = api_get(&format!(
-        "/api/v1/resources?namespace={ns}&kind=Deployment&name=web"
-    ))
+    wait_for("the resources view to show the drift", TIMEOUT, || async {
+        let (_, view) = api_get(&format!(
+            "/api/v1/resources?namespace={ns}&kind=Deployment&name=web"
+        ))
+        .await;
+        view.to_string().contains("\"drifted\":true").then_some(())
+    })
     .await;
-    assert!(
-        resources.to_string().contains("\"drifted\":true"),
-        "resources view: {resources}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,14 +300,8 @@ async fn autoscaler_changes_are_expected_and_left_alone() {
     .await;
     let record = record_where(&id, "an expected record", |r| r["expected"] == true).await;
     assert_eq!(record["actor"], "horizontal-pod-autoscaler");
-    // Not reverted: several full checks later the autoscaler's value stands.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    reqwest::Client::new()
-        .post(format!("http://{}/api/v1/analyze", controller().http))
-        .send()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Not reverted: after two more full checks (every 5s interval) the autoscaler's value stands.
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         deployments.get("web").await.unwrap().data["spec"]["replicas"],
         5
@@ -378,6 +389,7 @@ async fn secret_drift_is_recorded_without_its_values_and_never_proposed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_and_fix_units_survive_a_controller_restart() {
+    let _alone = FULL_CHECKS_OF_EVERYTHING.lock().await;
     let client = client().await;
     let (ns, hub, _) = managed_app(&client, "drift-restart", json!({"mode": "Propose"})).await;
     let deployments = resource(&client, &ns, "apps", "Deployment");
@@ -415,12 +427,8 @@ async fn records_and_fix_units_survive_a_controller_restart() {
         .await
         .unwrap();
 
-    // A full check after the restart sees the same drift: same record, same episode, same fix unit.
-    reqwest::Client::new()
-        .post(format!("http://{}/api/v1/analyze", controller().http))
-        .send()
-        .await
-        .unwrap();
+    // The first pass after a restart checks every repository and sees the same drift: same record,
+    // same episode, same fix unit.
     let after = record_where(&id, "the record after the restart", |r| {
         r["last_seen"].as_str() > before["last_seen"].as_str()
     })
@@ -438,5 +446,82 @@ async fn records_and_fix_units_survive_a_controller_restart() {
     assert_eq!(
         units[0].head_revision_num, revisions_before,
         "and the fix unit was not rewritten"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_flux_corrected_before_it_was_seen_is_read_back_from_flux_events() {
+    let client = client().await;
+    // A long interval: no full check will run while the test works.
+    let (ns, _hub, _) =
+        managed_app_every(&client, "drift-flux", json!({"mode": "Report"}), "10m").await;
+    let secrets = resource(&client, &ns, "", "Secret");
+    let id = format!("Secret:{ns}:creds");
+    let _alone = FULL_CHECKS_OF_EVERYTHING.lock().await;
+    // Any pass already under way (e.g. the first one after another test's restart) has finished.
+    let passes = || async {
+        let metrics = wait_for("metrics", TIMEOUT, || async {
+            reqwest::get(format!("http://{}/metrics", controller().http))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })
+        .await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("confighub_drift_passes_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let start = passes().await;
+    wait_for("two more engine passes", TIMEOUT, || async {
+        (passes().await >= start + 2.0).then_some(())
+    })
+    .await;
+    // This controller process's first full check has seen the object (it is in the resources view) and found no drift.
+    wait_for("the first full check", TIMEOUT, || async {
+        let (_, body) = api_get(&format!(
+            "/api/v1/resources?namespace={ns}&kind=Secret&name=creds"
+        ))
+        .await;
+        body.to_string().contains("\"drifted\":false").then_some(())
+    })
+    .await;
+
+    // A change the watches ignore (written under kustomize-controller's own field manager)...
+    secrets
+        .patch(
+            "creds",
+            &PatchParams {
+                field_manager: Some("kustomize-controller".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"stringData": {"password": SECRET_EDIT}})),
+        )
+        .await
+        .expect("out-of-band edit");
+    // ...which Flux then corrects on its next reconcile (requested now rather than in 10 minutes).
+    kustomizations(&client, &ns)
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "drift-flux-1"}}})),
+        )
+        .await
+        .unwrap();
+    let record = record_where(&id, "a record read back from Flux's event", |r| {
+        r["source"] == "flux"
+    })
+    .await;
+    assert_eq!(record["status"], "resolved", "Flux already restored it");
+    assert_eq!(record["unit_slug"], "creds");
+    let events = control_plane()
+        .run_tool("kubectl", &["get", "events", "-n", &ns, "-o", "json"])
+        .1;
+    assert!(
+        events.contains("DriftRevertedByFlux"),
+        "an Event says Flux reverted drift"
     );
 }
