@@ -91,7 +91,7 @@ pub struct DriftSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<IgnoreRule>,
 
-    /// Space that receives fix units in Propose mode (the origin unit's space when unset).
+    /// Space that receives fix units in Propose mode (default `<space>-drift-fixes`, created if missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub fix_space: Option<String>,
