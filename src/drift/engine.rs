@@ -826,13 +826,7 @@ impl DriftEngine {
         let yaml = fix_unit::fix_unit_yaml_from(&data, &key, &record.items, Some(compared))
             .map_err(|e| ("refused", e.to_string()))?;
 
-        let fix_space_slug = repo
-            .chr
-            .spec
-            .drift
-            .as_ref()
-            .and_then(|d| d.fix_space.clone())
-            .unwrap_or_else(|| format!("{}-drift-fixes", space.slug));
+        let fix_space_slug = fix_space_slug(&repo.chr, &space.slug);
         let fix_space = client
             .create_space(
                 &SpaceCreate {
@@ -888,14 +882,10 @@ impl DriftEngine {
         let Ok((client, space)) = self.confighub_for(repo).await else {
             return;
         };
-        let fix_space = repo
-            .chr
-            .spec
-            .drift
-            .as_ref()
-            .and_then(|d| d.fix_space.clone())
-            .unwrap_or_else(|| format!("{}-drift-fixes", space.slug));
-        let Ok(Some(fix_space)) = client.find_space_by_slug(&fix_space).await else {
+        let Ok(Some(fix_space)) = client
+            .find_space_by_slug(&fix_space_slug(&repo.chr, &space.slug))
+            .await
+        else {
             return;
         };
         let Ok(filter) = confighub::Where::new().eq("Slug", slug).build() else {
@@ -950,6 +940,15 @@ impl Drop for Timing {
             tracing::warn!(id = %self.0, elapsed_ms = elapsed.as_millis() as u64, "drift: slow check");
         }
     }
+}
+
+/// `spec.drift.fixSpace`, else `<space>-drift-fixes`.
+fn fix_space_slug(chr: &ConfigHubRepository, space_slug: &str) -> String {
+    chr.spec
+        .drift
+        .as_ref()
+        .and_then(|d| d.fix_space.clone())
+        .unwrap_or_else(|| format!("{space_slug}-drift-fixes"))
 }
 
 fn kustomization_resource() -> ApiResource {
