@@ -151,10 +151,71 @@ impl DriftEngine {
             self.kustomizations
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(ks_key, repo_key);
+                .insert(ks_key.clone(), repo_key.clone());
             for entry in super::inventory::entries(&value) {
                 Arc::clone(&self).ensure_watch(&entry);
             }
+            self.record_kustomization_readiness(&ks_key, &repo_key, &value)
+                .await;
+        }
+    }
+
+    /// Reads Flux back: a Kustomization of a ConfigHubRepository that is `Ready=False` cannot apply the
+    /// desired state, so it is recorded (source `flux`) until it is Ready again.
+    async fn record_kustomization_readiness(
+        &self,
+        ks: &RepoKey,
+        repo_key: &RepoKey,
+        value: &Value,
+    ) {
+        let key = ObjectKey::new("Kustomization", &ks.0, &ks.1);
+        let Some((status, reason, message)) = super::inventory::ready_condition(value) else {
+            return;
+        };
+        match status.as_str() {
+            "True" => self.resolve(&key.id()).await,
+            "False" => {
+                let item = super::ClassifiedItem {
+                    item: super::DriftItem {
+                        path: "/status/conditions/Ready".into(),
+                        desired: Some(json!("True")),
+                        live: Some(json!(format!("False ({reason}): {message}"))),
+                        actor: Some(FLUX_MANAGER.into()),
+                    },
+                    drift_type: super::DriftType::Other,
+                    severity: super::Severity::Medium,
+                    expected: false,
+                };
+                let repo = self.repo(repo_key);
+                let detection = super::Detection {
+                    key: key.clone(),
+                    items: vec![item],
+                    source: DetectionSource::Flux,
+                    unit_slug: None,
+                    revision: None,
+                    repository: Some(ObjectRef::new(repo_key.0.clone(), repo_key.1.clone())),
+                    kustomization: Some(ObjectRef::new(ks.0.clone(), ks.1.clone())),
+                    detected_at: Utc::now(),
+                };
+                let Ok((transition, record)) = self.handles.store.upsert_detection(&detection)
+                else {
+                    return;
+                };
+                self.handles.metrics.observe(transition, &record);
+                if transition == Transition::Started
+                    && let Some(repo) = repo
+                {
+                    let note = format!(
+                        "Kustomization {}/{} cannot apply: {reason}: {message}",
+                        ks.0, ks.1
+                    );
+                    self.source
+                        .publish_event(&repo.chr, EventType::Warning, "DriftDetected", &note)
+                        .await;
+                    self.update_drifted_condition(&repo).await;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -297,6 +358,8 @@ impl DriftEngine {
             };
             let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
             links.insert(ks_key.clone(), repo_key.clone());
+            // The Kustomization's own record (Ready=False) is kept by its watch, not by this pass.
+            checked.insert(format!("Kustomization:{}:{}", ks_key.0, ks_key.1));
             let entries = super::inventory::entries(&ks_value);
             // Nothing applied yet: not checked, so the first check comes as soon as Flux has applied.
             let due = !entries.is_empty() && self.due(&repo, everything);

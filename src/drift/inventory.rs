@@ -77,6 +77,16 @@ pub fn external_artifact_source(kustomization: &Value) -> Option<(String, String
     Some((ns.to_string(), source["name"].as_str()?.to_string()))
 }
 
+/// The Kustomization's Ready condition as (status, reason, message).
+pub fn ready_condition(kustomization: &Value) -> Option<(String, String, String)> {
+    let ready = kustomization["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    let text = |k: &str| ready[k].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +134,22 @@ mod tests {
         let git = json!({"metadata": {"namespace": "x"}, "spec": {"sourceRef": {"kind": "GitRepository", "name": "r"}}});
         assert_eq!(external_artifact_source(&git), None);
         assert!(entries(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn reads_the_ready_condition() {
+        let ks = json!({"status": {"conditions": [
+            {"type": "Reconciling", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ReconciliationFailed", "message": "no matches for kind"}
+        ]}});
+        assert_eq!(
+            ready_condition(&ks),
+            Some((
+                "False".into(),
+                "ReconciliationFailed".into(),
+                "no matches for kind".into()
+            ))
+        );
+        assert_eq!(ready_condition(&json!({})), None);
     }
 }

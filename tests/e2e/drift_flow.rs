@@ -525,3 +525,47 @@ async fn drift_flux_corrected_before_it_was_seen_is_read_back_from_flux_events()
         "an Event says Flux reverted drift"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kustomization_that_cannot_apply_is_recorded_until_it_is_ready_again() {
+    let client = client().await;
+    let (ns, hub, space_id) = managed_app(&client, "drift-ksfail", json!({"mode": "Report"})).await;
+    let id = format!("Kustomization:{ns}:shop");
+    // A unit of a kind the cluster does not know: kustomize-controller cannot apply the revision.
+    let bad = "apiVersion: example.com/v1\nkind: NoSuchKind\nmetadata:\n  name: ghost\n";
+    hub.put_unit(&space_id, "ghost", bad).await;
+    let record = record_where(&id, "a record of the failing Kustomization", |r| {
+        r["status"] == "active"
+    })
+    .await;
+    assert_eq!(record["source"], "flux");
+    assert!(
+        record.to_string().contains("False ("),
+        "the record says why: {record}"
+    );
+    let chr = wait_for("Drifted=True", TIMEOUT, || async {
+        let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), &ns)
+            .get("shop")
+            .await
+            .ok()?;
+        condition(&chr, "Drifted")
+            .filter(|c| c.status == "True")
+            .map(|_| chr)
+    })
+    .await;
+    assert!(
+        condition(&chr, "Drifted")
+            .unwrap()
+            .message
+            .contains("1 object(s)")
+    );
+
+    // Fixed in ConfigHub: the next revision applies, the record resolves.
+    hub.put_unit(
+        &space_id,
+        "ghost",
+        &deployment().replace("name: web", "name: ghost"),
+    )
+    .await;
+    record_where(&id, "the record to resolve", |r| r["status"] == "resolved").await;
+}
