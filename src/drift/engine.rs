@@ -118,6 +118,18 @@ impl DriftEngine {
         due
     }
 
+    /// `--watch-namespace`: the engine reads repositories, Kustomizations and events only there.
+    fn watch_namespace(&self) -> Option<&str> {
+        self.source.options.watch_namespace.as_deref()
+    }
+
+    fn kustomizations_api(&self) -> Api<DynamicObject> {
+        match self.watch_namespace() {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kustomization_resource()),
+            None => Api::all_with(self.client.clone(), &kustomization_resource()),
+        }
+    }
+
     /// Whether `repo` had its full check in this pass.
     fn checked_now(&self, repo: &Repo) -> bool {
         let key = (
@@ -131,7 +143,7 @@ impl DriftEngine {
     /// Keeps the Kustomization → repository links and the per-kind watches current as Flux applies new
     /// inventories, without comparing anything (that is what watches and full checks are for).
     async fn watch_kustomizations(self: Arc<Self>) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kustomization_resource());
+        let api = self.kustomizations_api();
         let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
         while let Some(event) = events.next().await {
             let ks = match event {
@@ -223,7 +235,10 @@ impl DriftEngine {
     /// revision did not change are drift it just corrected. Drift already on record is skipped; drift
     /// the watches missed is recorded with source `flux`, resolved at once (Flux restored it).
     async fn watch_flux_events(self: Arc<Self>) {
-        let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(self.client.clone());
+        let api: Api<k8s_openapi::api::core::v1::Event> = match self.watch_namespace() {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
         let config = watcher::Config::default().fields("involvedObject.kind=Kustomization");
         let mut events = std::pin::pin!(watcher(api, config));
         while let Some(event) = events.next().await {
@@ -342,8 +357,7 @@ impl DriftEngine {
     async fn full_check(self: Arc<Self>, everything: bool) -> kube::Result<()> {
         let source = DetectionSource::Analyze;
         timed("refresh_repos", self.refresh_repos()).await?;
-        let ks_api: Api<DynamicObject> =
-            Api::all_with(self.client.clone(), &kustomization_resource());
+        let ks_api: Api<DynamicObject> = self.kustomizations_api();
         let kustomizations =
             timed("list kustomizations", ks_api.list(&ListParams::default())).await?;
         let mut links = HashMap::new();
@@ -425,7 +439,10 @@ impl DriftEngine {
 
     /// Loads the desired objects of every repository whose artifact changed since last time.
     async fn refresh_repos(&self) -> kube::Result<()> {
-        let api: Api<ConfigHubRepository> = Api::all(self.client.clone());
+        let api: Api<ConfigHubRepository> = match self.watch_namespace() {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
         let list = api.list(&ListParams::default()).await?;
         let mut next = HashMap::new();
         for chr in list.items {
