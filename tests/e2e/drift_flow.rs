@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// Held by tests that make the controller check every repository at once (a restart, an analyze
-/// request), and by the one test that needs no full check to happen while it works.
-static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::support::controller::FULL_CHECKS_OF_EVERYTHING;
 const SECRET_VALUE: &str = "hunter2-original";
 const SECRET_EDIT: &str = "hunter3-edited";
 

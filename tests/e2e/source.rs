@@ -527,3 +527,50 @@ async fn deleting_a_repository_removes_its_artifacts_and_external_artifact() {
         "the ExternalArtifact is removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_stored_artifact_is_found_on_start_and_rebuilt() {
+    let _alone = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
+    let ctl = controller();
+    let client = client().await;
+    let ns = namespace(&client, "src-corrupt").await;
+    let hub = TestHub::start().await;
+    let space_id = hub.space("disk").await;
+    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
+        .await;
+    token_secret(&client, &ns, "confighub", &hub.token).await;
+    apply_repository(&client, &ns, "disk", spec(&hub, "disk", json!({}))).await;
+    let chr = wait_repository(&client, &ns, "disk", "True", None, READY_TIMEOUT).await;
+    let artifact = chr.status.unwrap().artifact.unwrap();
+    let file = ctl.storage_path.join("artifacts").join(&artifact.path);
+    std::fs::write(&file, b"not the artifact any more").unwrap();
+
+    tokio::task::spawn_blocking(|| controller().restart())
+        .await
+        .unwrap();
+
+    // Verified on start (the corrupt file is dropped), rebuilt by the first reconcile: same digest.
+    use sha2::Digest;
+    wait_for("the artifact to be rebuilt", READY_TIMEOUT, || async {
+        let bytes = std::fs::read(&file).ok()?;
+        (format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))) == artifact.digest)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        controller().log_text().contains("failed verification"),
+        "the controller says which stored artifact failed verification"
+    );
+    let served = reqwest::get(&artifact.url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&served))),
+        artifact.digest
+    );
+}

@@ -18,6 +18,10 @@ pub struct ControllerProcess {
 
 static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 
+/// Held by tests that make the controller check every repository at once (a restart), and by the one
+/// test that needs no full check to happen while it works.
+pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
