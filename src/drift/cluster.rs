@@ -121,18 +121,22 @@ pub fn as_flux_applies(
     object
 }
 
-/// The manager that wrote the object last, from `metadata.managedFields` (latest `time`).
+/// The manager that wrote the object last, from `metadata.managedFields` (latest `time`). Times have
+/// one-second granularity and the API server orders entries of the same second by manager name, so on a
+/// tie another manager wins over kustomize-controller: an edit made in the same second as Flux's apply
+/// must still be compared.
 pub fn last_writer(live: &Value) -> Option<String> {
+    let key = |f: &Value| {
+        (
+            f["time"].as_str().unwrap_or_default().to_string(),
+            f["manager"].as_str() != Some(FLUX_MANAGER),
+        )
+    };
     live["metadata"]["managedFields"]
         .as_array()?
         .iter()
         .filter(|f| f["subresource"].as_str().is_none_or(str::is_empty))
-        .max_by(|a, b| {
-            a["time"]
-                .as_str()
-                .unwrap_or_default()
-                .cmp(b["time"].as_str().unwrap_or_default())
-        })
+        .max_by(|a, b| key(a).cmp(&key(b)))
         .and_then(|f| f["manager"].as_str().map(str::to_string))
 }
 
@@ -164,5 +168,20 @@ mod tests {
         ]}});
         assert_eq!(last_writer(&live).as_deref(), Some("kubectl-scale"));
         assert_eq!(last_writer(&json!({})), None);
+    }
+
+    #[test]
+    fn an_edit_in_the_same_second_as_flux_is_not_flux() {
+        // The API server sorts same-second entries by manager name, so Flux's can come last.
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "bench-editor", "operation": "Apply", "time": "2026-11-23T16:44:59Z"},
+            {"manager": "kustomize-controller", "operation": "Apply", "time": "2026-11-23T16:44:59Z"}
+        ]}});
+        assert_eq!(last_writer(&live).as_deref(), Some("bench-editor"));
+        let flux_later = json!({"metadata": {"managedFields": [
+            {"manager": "bench-editor", "operation": "Apply", "time": "2026-11-23T16:44:58Z"},
+            {"manager": "kustomize-controller", "operation": "Apply", "time": "2026-11-23T16:44:59Z"}
+        ]}});
+        assert_eq!(last_writer(&flux_later).as_deref(), Some(FLUX_MANAGER));
     }
 }
