@@ -60,6 +60,8 @@ pub struct DriftEngine {
     last_full: Mutex<HashMap<RepoKey, std::time::Instant>>,
     /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
+    /// Records whose object the last pass found in no inventory.
+    missing: Mutex<HashSet<String>>,
 }
 
 impl DriftEngine {
@@ -74,6 +76,7 @@ impl DriftEngine {
             watched: Mutex::new(HashSet::new()),
             last_full: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashSet::new()),
         })
     }
 
@@ -398,7 +401,7 @@ impl DriftEngine {
         *self
             .kustomizations
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = links;
+            .unwrap_or_else(|p| p.into_inner()) = links.clone();
 
         // Records of objects no longer managed (pruned after their unit went away) are over.
         let repos: Vec<Arc<Repo>> = self
@@ -408,17 +411,28 @@ impl DriftEngine {
             .values()
             .cloned()
             .collect();
+        let missing_before =
+            std::mem::take(&mut *self.missing.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut missing_now = HashSet::new();
         for record in self.active_records() {
-            let managed_here = record.repository.as_ref().is_some_and(|r| {
-                repos.iter().any(|repo| {
-                    repo.chr.namespace().as_deref() == Some(&r.namespace)
-                        && repo.chr.name_any() == r.name
-                })
+            // Only when this pass read the repository's Kustomization and its inventory lacks the object:
+            // a Kustomization that was not listed or linked this time proves nothing.
+            let inventory_read = record.repository.as_ref().is_some_and(|r| {
+                links
+                    .values()
+                    .any(|repo| repo.0 == r.namespace && repo.1 == r.name)
             });
-            if managed_here && !checked.contains(&record.id) {
+            // ...and only after two passes in a row found it missing (an inventory being rewritten).
+            let missing = inventory_read && !checked.contains(&record.id);
+            let confirmed = missing && missing_before.contains(&record.id);
+            if missing {
+                missing_now.insert(record.id.clone());
+            }
+            if confirmed {
                 timed("resolve unmanaged", self.resolve(&record.id)).await;
             }
         }
+        *self.missing.lock().unwrap_or_else(|p| p.into_inner()) = missing_now;
         // The Drifted condition follows every episode start and end; this pass only repairs it (e.g. after
         // a restart), so it runs with the full checks.
         for repo in repos {
