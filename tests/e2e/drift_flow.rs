@@ -567,3 +567,64 @@ async fn a_kustomization_that_cannot_apply_is_recorded_until_it_is_ready_again()
     .await;
     record_where(&id, "the record to resolve", |r| r["status"] == "resolved").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_the_fix_in_confighub_resolves_the_record_and_labels_the_fix_unit() {
+    let client = client().await;
+    let (ns, hub, space_id) = managed_app(&client, "drift-adopt", json!({"mode": "Propose"})).await;
+    let deployments = resource(&client, &ns, "apps", "Deployment");
+    let id = format!("Deployment:{ns}:web");
+    edit_as(
+        &deployments,
+        "web",
+        "e2e-scaler",
+        deployment_patch(&ns, json!({"replicas": 3})),
+    )
+    .await;
+    let record = record_where(&id, "a fix unit for the scale", |r| {
+        r["fix_unit"].is_string()
+    })
+    .await;
+    let slug = record["fix_unit"].as_str().unwrap().to_string();
+    let fix = wait_for("the fix unit", TIMEOUT, || {
+        fix_unit_data(&hub, "shop-drift-fixes", &slug)
+    })
+    .await;
+
+    // Someone accepts the fix: the origin unit now says what the cluster says.
+    hub.put_unit(&space_id, "web", &fix).await;
+    let record = record_where(
+        &id,
+        "the record to resolve once desired matches live",
+        |r| r["status"] == "resolved",
+    )
+    .await;
+    assert_eq!(record["episode"], 1);
+    assert_eq!(
+        deployments.get("web").await.unwrap().data["spec"]["replicas"],
+        3,
+        "the live state was adopted, not reverted"
+    );
+    let fix_space = hub
+        .client()
+        .find_space_by_slug("shop-drift-fixes")
+        .await
+        .unwrap()
+        .unwrap();
+    let labelled = wait_for("the fix unit to be labelled resolved", TIMEOUT, || async {
+        let units = hub
+            .client()
+            .list_units(&fix_space.space_id, None, &[])
+            .await
+            .ok()?;
+        let unit = units.into_iter().find(|u| u.slug == slug)?;
+        (unit
+            .labels
+            .get("confighub.com/DriftStatus")
+            .map(String::as_str)
+            == Some("resolved"))
+        .then_some(unit)
+    })
+    .await;
+    assert_eq!(labelled.slug, slug, "kept, not deleted");
+}
