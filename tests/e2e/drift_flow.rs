@@ -91,7 +91,7 @@ fn deployment_patch(ns: &str, spec: Value) -> Value {
 async fn api_get(path: &str) -> (u16, Value) {
     let url = format!("http://{}{path}", controller().http);
     let response = wait_for("the controller's API", TIMEOUT, || async {
-        reqwest::get(&url).await.ok()
+        Some(http_get(&url).await)
     })
     .await;
     let status = response.status().as_u16();
@@ -106,6 +106,34 @@ async fn record_where(id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Va
         (status == 200 && pred(&body)).then_some(body)
     })
     .await
+}
+
+/// Scales the Deployment behind Flux's back and waits for the episode's fix unit (Propose mode);
+/// returns the record id, the record and the fix unit's slug.
+async fn scale_until_fix_unit(
+    hub: &TestHub,
+    deployments: &Api<DynamicObject>,
+    ns: &str,
+    replicas: i64,
+) -> (String, Value, String) {
+    let id = format!("Deployment:{ns}:web");
+    edit_as(
+        deployments,
+        "web",
+        "e2e-scaler",
+        deployment_patch(ns, json!({"replicas": replicas})),
+    )
+    .await;
+    let record = record_where(&id, "a fix unit for the episode", |r| {
+        r["fix_unit"].is_string()
+    })
+    .await;
+    let slug = record["fix_unit"].as_str().unwrap().to_string();
+    wait_for("the fix unit in the hub", TIMEOUT, || {
+        fix_unit_data(hub, "shop-drift-fixes", &slug)
+    })
+    .await;
+    (id, record, slug)
 }
 
 fn has_type(record: &Value, t: &str) -> bool {
@@ -391,23 +419,7 @@ async fn records_and_fix_units_survive_a_controller_restart() {
     let client = client().await;
     let (ns, hub, _) = managed_app(&client, "drift-restart", json!({"mode": "Propose"})).await;
     let deployments = resource(&client, &ns, "apps", "Deployment");
-    let id = format!("Deployment:{ns}:web");
-    edit_as(
-        &deployments,
-        "web",
-        "e2e-scaler",
-        deployment_patch(&ns, json!({"replicas": 2})),
-    )
-    .await;
-    let before = record_where(&id, "a fix unit for the episode", |r| {
-        r["fix_unit"].is_string()
-    })
-    .await;
-    let slug = before["fix_unit"].as_str().unwrap().to_string();
-    wait_for("the fix unit in the hub", TIMEOUT, || {
-        fix_unit_data(&hub, "shop-drift-fixes", &slug)
-    })
-    .await;
+    let (id, before, slug) = scale_until_fix_unit(&hub, &deployments, &ns, 2).await;
     let fix_space = hub
         .client()
         .find_space_by_slug("shop-drift-fixes")
@@ -573,23 +585,10 @@ async fn adopting_the_fix_in_confighub_resolves_the_record_and_labels_the_fix_un
     let client = client().await;
     let (ns, hub, space_id) = managed_app(&client, "drift-adopt", json!({"mode": "Propose"})).await;
     let deployments = resource(&client, &ns, "apps", "Deployment");
-    let id = format!("Deployment:{ns}:web");
-    edit_as(
-        &deployments,
-        "web",
-        "e2e-scaler",
-        deployment_patch(&ns, json!({"replicas": 3})),
-    )
-    .await;
-    let record = record_where(&id, "a fix unit for the scale", |r| {
-        r["fix_unit"].is_string()
-    })
-    .await;
-    let slug = record["fix_unit"].as_str().unwrap().to_string();
-    let fix = wait_for("the fix unit", TIMEOUT, || {
-        fix_unit_data(&hub, "shop-drift-fixes", &slug)
-    })
-    .await;
+    let (id, _, slug) = scale_until_fix_unit(&hub, &deployments, &ns, 3).await;
+    let fix = fix_unit_data(&hub, "shop-drift-fixes", &slug)
+        .await
+        .unwrap();
 
     // Someone accepts the fix: the origin unit now says what the cluster says.
     hub.put_unit(&space_id, "web", &fix).await;

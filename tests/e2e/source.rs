@@ -126,12 +126,7 @@ async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
     );
 
     // The artifact is served where the status says, with the digest it claims.
-    let bytes = reqwest::get(&artifact.url)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = http_get(&artifact.url).await.bytes().await.unwrap();
     use sha2::Digest;
     assert_eq!(
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))),
@@ -365,10 +360,7 @@ async fn a_dead_hub_or_a_broken_unit_keeps_the_last_artifact_and_recovers() {
         chr.status.as_ref().unwrap().artifact.as_ref(),
         Some(&good_artifact)
     );
-    assert_eq!(
-        reqwest::get(&good_artifact.url).await.unwrap().status(),
-        200
-    );
+    assert_eq!(http_get(&good_artifact.url).await.status(), 200);
     let (ks_status, _) = kustomization_ready(&client, &ns, "faulty").await.unwrap();
     assert_eq!(
         ks_status, "True",
@@ -563,12 +555,7 @@ async fn a_corrupt_stored_artifact_is_found_on_start_and_rebuilt() {
         controller().log_text().contains("failed verification"),
         "the controller says which stored artifact failed verification"
     );
-    let served = reqwest::get(&artifact.url)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let served = http_get(&artifact.url).await.bytes().await.unwrap();
     assert_eq!(
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(&served))),
         artifact.digest

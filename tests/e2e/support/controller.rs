@@ -100,9 +100,8 @@ impl ControllerProcess {
 
     /// The controller's /metrics text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.http))
+        http_get(&format!("http://{}/metrics", self.http))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap()
@@ -124,5 +123,21 @@ impl ControllerProcess {
             &self.log,
         );
         wait_ready(&self.http, &self.log);
+    }
+}
+
+/// GET from the controller (API, metrics or artifact server), retried while it is down: another test may
+/// be restarting it, as a rollout would, and clients of a real controller retry too (Flux does).
+pub async fn http_get(url: &str) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match reqwest::get(url).await {
+            Ok(response) => return response,
+            // Refused, or cut off mid-request by a shutdown.
+            Err(err) if (err.is_connect() || err.is_request()) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("GET {url}: {err}"),
+        }
     }
 }

@@ -8,6 +8,6 @@ pub mod kube_helpers;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
-pub use controller::controller;
+pub use controller::{controller, http_get};
 pub use hub::TestHub;
 pub use kube_helpers::*;
