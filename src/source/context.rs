@@ -117,23 +117,6 @@ impl Context {
         };
     }
 
-    /// Requests and bytes downloaded from ConfigHub by every client so far.
-    pub fn confighub_stats(&self) -> confighub::ClientStats {
-        let clients = self
-            .confighub_clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        clients
-            .values()
-            .fold(confighub::ClientStats::default(), |acc, c| {
-                let s = c.stats();
-                confighub::ClientStats {
-                    requests: acc.requests + s.requests,
-                    bytes_downloaded: acc.bytes_downloaded + s.bytes_downloaded,
-                }
-            })
-    }
-
     /// Publishes a Kubernetes Event on `chr`; failing to record an event never fails a reconcile.
     pub async fn publish_event(
         &self,

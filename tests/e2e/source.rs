@@ -31,6 +31,24 @@ fn spec(hub: &TestHub, space: &str, extra: serde_json::Value) -> serde_json::Val
     spec
 }
 
+/// A hub space `name` with one ConfigMap unit, the token Secret, and a Ready repository `name` over it
+/// in a fresh namespace: the setup the fault and storage tests share.
+async fn ready_settings_repository(
+    client: &kube::Client,
+    prefix: &str,
+    name: &str,
+) -> (String, TestHub, String, ConfigHubRepository) {
+    let ns = namespace(client, prefix).await;
+    let hub = TestHub::start().await;
+    let space_id = hub.space(name).await;
+    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
+        .await;
+    token_secret(client, &ns, "confighub", &hub.token).await;
+    apply_repository(client, &ns, name, spec(&hub, name, json!({}))).await;
+    let chr = wait_repository(client, &ns, name, "True", None, READY_TIMEOUT).await;
+    (ns, hub, space_id, chr)
+}
+
 async fn config_map_color(cms: &Api<ConfigMap>, name: &str) -> Option<String> {
     cms.get_opt(name)
         .await
@@ -321,14 +339,8 @@ async fn last_released_mode_ignores_edits_until_a_release() {
 async fn a_dead_hub_or_a_broken_unit_keeps_the_last_artifact_and_recovers() {
     controller();
     let client = client().await;
-    let ns = namespace(&client, "src-faults").await;
-    let mut hub = TestHub::start().await;
-    let space_id = hub.space("faulty").await;
-    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
-        .await;
-    token_secret(&client, &ns, "confighub", &hub.token).await;
-    apply_repository(&client, &ns, "faulty", spec(&hub, "faulty", json!({}))).await;
-    let good = wait_repository(&client, &ns, "faulty", "True", None, READY_TIMEOUT).await;
+    let (ns, mut hub, space_id, good) =
+        ready_settings_repository(&client, "src-faults", "faulty").await;
     let good_artifact = good.status.unwrap().artifact.unwrap();
     apply_kustomization(&client, &ns, "faulty", "faulty").await;
     wait_for("the Kustomization to be Ready", READY_TIMEOUT, || async {
@@ -485,14 +497,7 @@ async fn token_problems_are_named_and_recover() {
 async fn deleting_a_repository_removes_its_artifacts_and_external_artifact() {
     let ctl = controller();
     let client = client().await;
-    let ns = namespace(&client, "src-delete").await;
-    let hub = TestHub::start().await;
-    let space_id = hub.space("gone").await;
-    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
-        .await;
-    token_secret(&client, &ns, "confighub", &hub.token).await;
-    apply_repository(&client, &ns, "gone", spec(&hub, "gone", json!({}))).await;
-    let chr = wait_repository(&client, &ns, "gone", "True", None, READY_TIMEOUT).await;
+    let (ns, _hub, _, chr) = ready_settings_repository(&client, "src-delete", "gone").await;
     let path = chr.status.unwrap().artifact.unwrap().path;
     let file = ctl.storage_path.join("artifacts").join(&path);
     assert!(file.is_file(), "{} is stored", file.display());
@@ -527,14 +532,7 @@ async fn a_corrupt_stored_artifact_is_found_on_start_and_rebuilt() {
         .await;
     let ctl = controller();
     let client = client().await;
-    let ns = namespace(&client, "src-corrupt").await;
-    let hub = TestHub::start().await;
-    let space_id = hub.space("disk").await;
-    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
-        .await;
-    token_secret(&client, &ns, "confighub", &hub.token).await;
-    apply_repository(&client, &ns, "disk", spec(&hub, "disk", json!({}))).await;
-    let chr = wait_repository(&client, &ns, "disk", "True", None, READY_TIMEOUT).await;
+    let (_ns, _hub, _, chr) = ready_settings_repository(&client, "src-corrupt", "disk").await;
     let artifact = chr.status.unwrap().artifact.unwrap();
     let file = ctl.storage_path.join("artifacts").join(&artifact.path);
     std::fs::write(&file, b"not the artifact any more").unwrap();
