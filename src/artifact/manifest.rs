@@ -16,6 +16,7 @@ use std::fmt;
 use serde::de::DeserializeSeed;
 
 use super::error::BuildError;
+use super::textual;
 use super::yaml::{BoundedNode, Budget, Node, emit_document};
 
 /// Largest unit accepted, in bytes of YAML.
@@ -87,6 +88,17 @@ pub fn process_unit(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, Bui
             limit: MAX_UNIT_BYTES,
         });
     }
+    // Most units are plain block YAML: stamped in their own text, without building a tree.
+    if let Some(processed) = textual::try_process(data, stamp) {
+        return Ok(processed);
+    }
+    parse_and_stamp(data, stamp)
+}
+
+/// The full path: every document parsed by libyaml into a tree, checked, stamped and written out again.
+/// Decides every unit the textual fast path leaves alone, with the errors users see.
+pub(super) fn parse_and_stamp(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, BuildError> {
+    let unit = stamp.unit_slug;
     let limit = expansion_budget(data.len());
     // One budget for the whole unit, not per document: otherwise many small documents, each expanding
     // to the limit, would multiply it.

@@ -12,6 +12,7 @@ mod names;
 pub mod pack;
 mod par;
 pub mod storage;
+mod textual;
 mod unit;
 mod yaml;
 

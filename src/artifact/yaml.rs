@@ -379,14 +379,14 @@ fn emit_inline_scalar(s: &str, out: &mut String) -> Option<()> {
 }
 
 /// Words some YAML reader (1.1 or 1.2, any case) would resolve to null or a boolean.
-const RESERVED: &[&str] = &[
+pub(super) const RESERVED: &[&str] = &[
     "null", "true", "false", "yes", "no", "on", "off", "y", "n", "~",
 ];
 
 /// Whether `s` can be written as a plain scalar and read back as the same string by any YAML 1.1/1.2
 /// reader. Deliberately conservative: anything starting with a digit, sign or dot (numbers, floats,
 /// octals, sexagesimals, `.inf`) and anything with an indicator is quoted instead.
-fn plain_ok(s: &str) -> bool {
+pub(super) fn plain_ok(s: &str) -> bool {
     let bytes = s.as_bytes();
     let Some(&first) = bytes.first() else {
         return false;
@@ -460,12 +460,12 @@ fn emit_literal(s: &str, ind: usize, out: &mut String) {
 }
 
 /// Printable in YAML's sense and not a line break libyaml would normalise (NEL, LS, PS) or a BOM.
-fn printable(c: char) -> bool {
+pub(super) fn printable(c: char) -> bool {
     matches!(c, '\u{20}'..='\u{7E}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
         && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
 }
 
-fn emit_double_quoted(s: &str, out: &mut String) {
+pub(super) fn emit_double_quoted(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
