@@ -101,6 +101,8 @@ pub fn pack(req: &PackRequest) -> Result<BuiltArtifact, String> {
     Ok(artifact)
 }
 
+/// Temp file + rename, so a reader never sees half an archive. No fsync: like `tar` or `cp`, a preview
+/// written by hand need not survive a power cut (the controller's storage does fsync).
 fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
     let file_name = out
         .file_name()
@@ -110,10 +112,7 @@ fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
     temp_name.push(format!(".tmp-{}", std::process::id()));
     let temp = out.with_file_name(temp_name);
     let result = fs::File::create(&temp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
+        .and_then(|mut f| f.write_all(bytes))
         .and_then(|()| fs::rename(&temp, out));
     if let Err(e) = result {
         let _ = fs::remove_file(&temp);

@@ -13,17 +13,35 @@ pub(crate) fn map<T: Sync, R: Send>(
     min_parallel_weight: usize,
     f: impl Fn(usize, &T) -> R + Sync,
 ) -> Vec<R> {
+    map_with(items, weight, min_parallel_weight, || (), |_, i, t| f(i, t))
+}
+
+/// [`map`] with a scratch value per thread (made by `init`), for buffers worth reusing across items.
+/// `f` must not let the scratch value change its result: which items share one is up to scheduling.
+pub(crate) fn map_with<T: Sync, R: Send, S>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    min_parallel_weight: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8)
         .min(items.len());
     if threads < 2 || items.iter().map(&weight).sum::<usize>() < min_parallel_weight {
-        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+        let mut scratch = init();
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| f(&mut scratch, i, t))
+            .collect();
     }
     // About 16 batches per thread: small enough to balance, large enough to keep the counter cold.
     let batch = items.len().div_ceil(threads * 16).max(1);
     let next = AtomicUsize::new(0);
     let work = || {
+        let mut scratch = init();
         let mut done: Vec<(usize, Vec<R>)> = Vec::new();
         loop {
             let start = next.fetch_add(batch, Ordering::Relaxed);
@@ -31,7 +49,12 @@ pub(crate) fn map<T: Sync, R: Send>(
                 return done;
             }
             let end = (start + batch).min(items.len());
-            done.push((start, (start..end).map(|i| f(i, &items[i])).collect()));
+            done.push((
+                start,
+                (start..end)
+                    .map(|i| f(&mut scratch, i, &items[i]))
+                    .collect(),
+            ));
         }
     };
     let mut batches = std::thread::scope(|scope| {

@@ -31,30 +31,39 @@ pub fn try_process(data: &[u8], stamp: &Stamp<'_>) -> Option<ProcessedUnit> {
     }
     let lines = StampLines::new(stamp);
     let has_tabs = memchr::memchr(b'\t', data).is_some();
-    let mut out = Vec::with_capacity(data.len() + data.len() / 4 + 256);
-    let mut objects = Vec::new();
+    // Scan every document first, so the output is allocated once at its exact size.
+    let mut documents: Vec<(usize, usize, DocInfo<'_>)> = Vec::new();
     let mut pos = 0;
     let mut scan = DocScan::new(text, has_tabs);
     loop {
         scan.reset();
         let (end, next) = scan.run(pos)?;
         if let Some(info) = scan.finish()? {
-            if !objects.is_empty() {
-                out.extend_from_slice(b"---\n");
-            }
-            let body = &text[pos..end];
-            if !body.ends_with('\n') && scan.block_scalar_at_end {
+            if !text[pos..end].ends_with('\n') && scan.block_scalar_at_end {
                 // A final newline would change the block scalar's value.
                 return None;
             }
-            objects.push(info.key()?);
-            emit(body, pos, &info, &lines, &mut out);
+            documents.push((pos, end, info));
         }
         match next {
             Some(n) => pos = n,
             None => break,
         }
     }
+    let size: usize = documents
+        .iter()
+        .map(|(start, end, info)| end - start + 5 + lines.size(info))
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    let mut objects = Vec::with_capacity(documents.len());
+    for (start, end, info) in &documents {
+        if !objects.is_empty() {
+            out.extend_from_slice(b"---\n");
+        }
+        objects.push(info.key()?);
+        emit(&text[*start..*end], *start, info, &lines, &mut out);
+    }
+    debug_assert!(out.len() <= size, "{} > {size}", out.len());
     Some(ProcessedUnit { yaml: out, objects })
 }
 
@@ -94,6 +103,25 @@ impl StampLines {
             space_id: scalar(stamp.space_id),
             revision: scalar(&stamp.revision_num.to_string()),
         }
+    }
+
+    /// Bytes [`emit`] adds to one document (at most: indentation is bounded by the line it follows).
+    fn size(&self, info: &DocInfo<'_>) -> usize {
+        let (_, md_indent) = info.metadata;
+        let line = |indent: usize, key: &str, value: &str| indent + key.len() + 2 + value.len() + 1;
+        let labels_indent = info.labels.map_or(md_indent + 2, |(_, i)| i);
+        let annotations_indent = info.annotations.map_or(md_indent + 2, |(_, i)| i);
+        let mut n = line(labels_indent, LABEL_UNIT_SLUG, &self.slug)
+            + line(annotations_indent, ANNOTATION_SPACE_NAME, &self.space_name)
+            + line(annotations_indent, ANNOTATION_SPACE_ID, &self.space_id)
+            + line(annotations_indent, ANNOTATION_REVISION_NUM, &self.revision);
+        if info.labels.is_none() {
+            n += md_indent + "labels:\n".len();
+        }
+        if info.annotations.is_none() {
+            n += md_indent + "annotations:\n".len();
+        }
+        n
     }
 
     fn labels(&self, indent: usize, out: &mut Vec<u8>) {
