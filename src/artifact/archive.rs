@@ -18,22 +18,24 @@ pub const GZIP_LEVEL: u32 = 7;
 /// File mode of every entry (Flux's `DefaultFileMode`).
 pub const FILE_MODE: u32 = 0o600;
 
-/// Writes `files` (name, content) as a reproducible tar.gz. Input order does not matter; names must be
+/// Writes `files` (name, content as consecutive slices) as a reproducible tar.gz. Input order does not matter; names must be
 /// unique and already safe (see [`super::names`]).
 ///
 /// The tar stream is never assembled in one buffer: it is described as a list of slices (headers, file
 /// contents, zero padding), and each gzip segment copies just its own part. That saves a copy of the
 /// whole payload and its memory.
-pub fn write_tar_gz(files: &[(&str, &[u8])]) -> Result<Vec<u8>, BuildError> {
-    let mut sorted: Vec<&(&str, &[u8])> = files.iter().collect();
+pub fn write_tar_gz(files: &[(&str, &[&[u8]])]) -> Result<Vec<u8>, BuildError> {
+    let mut sorted: Vec<&(&str, &[&[u8]])> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(3 * sorted.len() + 1);
-    for (name, data) in sorted {
+    let slices: usize = sorted.iter().map(|(_, c)| c.len()).sum();
+    let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(slices + 2 * sorted.len() + 1);
+    for (name, content) in sorted {
+        let size: usize = content.iter().map(|s| s.len()).sum();
         // Checked here so that building it again while copying cannot fail.
-        header(name, data.len())?;
-        pieces.push(Piece::Header(name, data.len()));
-        pieces.push(Piece::Bytes(data));
-        let pad = (512 - data.len() % 512) % 512;
+        header(name, size)?;
+        pieces.push(Piece::Header(name, size));
+        pieces.extend(content.iter().map(|s| Piece::Bytes(s)));
+        let pad = (512 - size % 512) % 512;
         if pad > 0 {
             pieces.push(Piece::Bytes(&ZEROS[..pad]));
         }
@@ -234,8 +236,9 @@ mod tests {
 
     #[test]
     fn archive_is_reproducible_and_sorted() {
-        let a = write_tar_gz(&[("b.yaml", b"b: 1\n"), ("a.yaml", b"a: 1\n")]).unwrap();
-        let b = write_tar_gz(&[("a.yaml", b"a: 1\n"), ("b.yaml", b"b: 1\n")]).unwrap();
+        let a = write_tar_gz(&[("b.yaml", &[b"b: 1\n"]), ("a.yaml", &[b"a: ", b"1\n"])]).unwrap();
+        let b =
+            write_tar_gz(&[("a.yaml", &[b"a: 1\n"]), ("b.yaml", &[b"b", b"", b": 1\n"])]).unwrap();
         assert_eq!(a, b);
         // Fixed gzip header: magic, deflate, no flags, mtime 0, OS 255.
         assert_eq!(&a[..8], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);

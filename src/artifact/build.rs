@@ -82,11 +82,16 @@ pub fn build(units: &[UnitInput], ctx: &BuildContext) -> Result<BuiltArtifact, B
 
     let slugs: Vec<&str> = packed.iter().map(|u| u.slug.as_str()).collect();
     let file_names = names::assign(&slugs)?;
-    let files: Vec<(&str, &[u8])> = file_names
+    let contents: Vec<Vec<&[u8]>> = processed
         .iter()
-        .zip(&processed)
-        .filter(|(_, p)| !p.yaml.is_empty())
-        .map(|(name, p)| (name.as_str(), p.yaml.as_slice()))
+        .zip(&packed)
+        .map(|(p, unit)| p.text.slices(&unit.data).collect())
+        .collect();
+    let files: Vec<(&str, &[&[u8]])> = file_names
+        .iter()
+        .zip(&contents)
+        .filter(|(_, c)| c.iter().any(|s| !s.is_empty()))
+        .map(|(name, c)| (name.as_str(), c.as_slice()))
         .collect();
     debug_assert!(files.iter().all(|(n, _)| names::is_safe_entry_name(n)));
 
@@ -433,7 +438,7 @@ mod tests {
         for ((name, body), unit) in files.iter().zip(&units) {
             assert_eq!(name, &format!("{}.yaml", unit.slug));
             let single = process_one(unit, &ctx()).unwrap();
-            assert_eq!(body.as_bytes(), single.yaml.as_slice());
+            assert_eq!(body.as_bytes(), single.text.to_vec(&unit.data).as_slice());
         }
         // The first error in slug order wins, whichever thread found it.
         let mut bad = units.clone();

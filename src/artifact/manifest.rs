@@ -67,8 +67,67 @@ pub struct Stamp<'a> {
 #[derive(Debug)]
 pub struct ProcessedUnit {
     /// Stamped documents as a `---`-separated YAML stream; empty when the unit had no objects.
-    pub yaml: Vec<u8>,
+    pub text: Spliced,
     pub objects: Vec<ObjectKey>,
+}
+
+/// A unit's file content as ranges of the unit's own data and of `extra` (stamp lines and separators,
+/// or the whole text when it was re-written). Unchanged bytes are never copied: the archive reads them
+/// straight from the unit.
+#[derive(Debug, Default)]
+pub struct Spliced {
+    pub extra: Vec<u8>,
+    pub parts: Vec<Part>,
+}
+
+/// One range of a [`Spliced`] text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `start..end` of the unit's data.
+    Input(usize, usize),
+    /// `start..end` of [`Spliced::extra`].
+    Extra(usize, usize),
+}
+
+impl Spliced {
+    /// A text that is all ours (the re-written path).
+    pub fn rewritten(bytes: Vec<u8>) -> Self {
+        let parts = if bytes.is_empty() {
+            Vec::new()
+        } else {
+            vec![Part::Extra(0, bytes.len())]
+        };
+        Spliced {
+            extra: bytes,
+            parts,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match *p {
+                Part::Input(a, b) | Part::Extra(a, b) => b - a,
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text's bytes in order, given the unit's data.
+    pub fn slices<'a>(&'a self, input: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.parts.iter().map(move |p| match *p {
+            Part::Input(a, b) => &input[a..b],
+            Part::Extra(a, b) => &self.extra[a..b],
+        })
+    }
+
+    /// The whole text in one buffer (tests, previews).
+    pub fn to_vec(&self, input: &[u8]) -> Vec<u8> {
+        self.slices(input).flatten().copied().collect()
+    }
 }
 
 /// How much expansion one document of a unit of `unit_len` bytes may do.
@@ -155,7 +214,10 @@ pub(super) fn parse_and_stamp(data: &[u8], stamp: &Stamp<'_>) -> Result<Processe
         objects.push(key);
     }
     let out = out.into_bytes();
-    Ok(ProcessedUnit { yaml: out, objects })
+    Ok(ProcessedUnit {
+        text: Spliced::rewritten(out),
+        objects,
+    })
 }
 
 fn required_str<'m>(map: &'m Node, field: &str, path: &str) -> Result<&'m str, String> {
@@ -279,7 +341,7 @@ mod tests {
         assert_eq!(unit.objects[0].group, "apps");
         assert_eq!(unit.objects[1].group, "");
         assert_eq!(unit.objects[1].namespace, "default");
-        let docs = parse_back(&unit.yaml);
+        let docs = parse_back(&unit.text.to_vec(src));
         assert_eq!(docs.len(), 2);
         for doc in &docs {
             let md = &doc["metadata"];
@@ -303,7 +365,7 @@ mod tests {
     fn empty_unit_has_no_objects() {
         let unit = process_unit(b"---\n# just a comment\n---\n", &stamp()).unwrap();
         assert!(unit.objects.is_empty());
-        assert!(unit.yaml.is_empty());
+        assert!(unit.text.is_empty());
     }
 
     #[test]
@@ -415,7 +477,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
     fn modest_aliases_are_expanded() {
         let src = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: &d {a: \"1\"}\nextra: *d\n";
         let unit = process_unit(src, &stamp()).unwrap();
-        let docs = parse_back(&unit.yaml);
+        let docs = parse_back(&unit.text.to_vec(src));
         assert_eq!(docs[0]["extra"]["a"], Value::from("1"));
     }
 
@@ -520,7 +582,7 @@ spec:
 "#;
         let out = process_unit(src.as_bytes(), &stamp()).unwrap();
         let original = parse_back(src.as_bytes());
-        let mut produced = parse_back(&out.yaml);
+        let mut produced = parse_back(&out.text.to_vec(src.as_bytes()));
         assert_eq!(original.len(), produced.len());
         for (doc, want) in produced.iter_mut().zip(&original) {
             let md = doc["metadata"].as_mapping_mut().unwrap();

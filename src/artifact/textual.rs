@@ -16,7 +16,7 @@
 
 use super::manifest::{
     ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG,
-    ObjectKey, ProcessedUnit, Stamp,
+    ObjectKey, Part, ProcessedUnit, Spliced, Stamp,
 };
 use super::yaml::{RESERVED, emit_double_quoted, plain_ok, printable};
 
@@ -50,21 +50,31 @@ pub fn try_process(data: &[u8], stamp: &Stamp<'_>) -> Option<ProcessedUnit> {
             None => break,
         }
     }
-    let size: usize = documents
+    let extra_size: usize = documents
         .iter()
-        .map(|(start, end, info)| end - start + 5 + lines.size(info))
+        .map(|(_, _, info)| 5 + lines.size(info))
         .sum();
-    let mut out = Vec::with_capacity(size);
+    let mut text = Spliced {
+        extra: Vec::with_capacity(extra_size),
+        parts: Vec::with_capacity(6 * documents.len()),
+    };
     let mut objects = Vec::with_capacity(documents.len());
     for (start, end, info) in &documents {
         if !objects.is_empty() {
-            out.extend_from_slice(b"---\n");
+            push_extra(&mut text, |out| out.extend_from_slice(b"---\n"));
         }
         objects.push(info.key()?);
-        emit(&text[*start..*end], *start, info, &lines, &mut out);
+        splice(data, *start, *end, info, &lines, &mut text);
     }
-    debug_assert!(out.len() <= size, "{} > {size}", out.len());
-    Some(ProcessedUnit { yaml: out, objects })
+    debug_assert!(text.extra.len() <= extra_size);
+    Some(ProcessedUnit { text, objects })
+}
+
+/// Appends bytes written by `write` to `extra` and a part pointing at them.
+fn push_extra(text: &mut Spliced, write: impl FnOnce(&mut Vec<u8>)) {
+    let from = text.extra.len();
+    write(&mut text.extra);
+    text.parts.push(Part::Extra(from, text.extra.len()));
 }
 
 /// Only characters libyaml takes as they are: no control characters but tab and line feed (so no
@@ -147,20 +157,29 @@ fn spaces(out: &mut Vec<u8>, n: usize) {
     out.resize(out.len() + n, b' ');
 }
 
-/// Copies one document, inserting the provenance lines where [`DocInfo`] says.
-fn emit(body: &str, base: usize, info: &DocInfo<'_>, lines: &StampLines, out: &mut Vec<u8>) {
-    // (offset in `body`, which insertion); labels before annotations at the same offset.
+/// Splices one document, `data[base..end]`: its own bytes, with the provenance lines inserted where
+/// [`DocInfo`] says.
+fn splice(
+    data: &[u8],
+    base: usize,
+    end: usize,
+    info: &DocInfo<'_>,
+    lines: &StampLines,
+    text: &mut Spliced,
+) {
     let (md_at, md_indent) = info.metadata;
-    let labels_at = info.labels.map_or(md_at, |(at, _)| at) - base;
-    let annotations_at = info.annotations.map_or(md_at, |(at, _)| at) - base;
+    // (offset in the unit, which insertion); labels before annotations at the same offset.
+    let labels_at = info.labels.map_or(md_at, |(at, _)| at);
+    let annotations_at = info.annotations.map_or(md_at, |(at, _)| at);
     let mut cuts = [(labels_at, 0u8), (annotations_at, 1u8)];
     cuts.sort();
-    let bytes = body.as_bytes();
-    let mut from = 0;
+    let mut from = base;
     for (at, which) in cuts {
-        out.extend_from_slice(&bytes[from..at]);
+        if at > from {
+            text.parts.push(Part::Input(from, at));
+        }
         from = at;
-        match (which, info.labels, info.annotations) {
+        push_extra(text, |out| match (which, info.labels, info.annotations) {
             (0, Some((_, indent)), _) => lines.labels(indent, out),
             (0, None, _) => {
                 spaces(out, md_indent);
@@ -173,11 +192,13 @@ fn emit(body: &str, base: usize, info: &DocInfo<'_>, lines: &StampLines, out: &m
                 out.extend_from_slice(b"annotations:\n");
                 lines.annotations(md_indent + 2, out);
             }
-        }
+        });
     }
-    out.extend_from_slice(&bytes[from..]);
-    if !body.ends_with('\n') {
-        out.push(b'\n');
+    if end > from {
+        text.parts.push(Part::Input(from, end));
+    }
+    if !data[base..end].ends_with(b"\n") {
+        push_extra(text, |out| out.push(b'\n'));
     }
 }
 
@@ -928,11 +949,11 @@ mod tests {
         });
         assert_eq!(fast.objects, full.objects, "{shown}");
         assert_eq!(
-            documents(&fast.yaml),
-            documents(&full.yaml),
+            documents(&fast.text.to_vec(data)),
+            documents(&full.text.to_vec(data)),
             "input:\n{shown}\nfast:\n{}\nfull:\n{}",
-            String::from_utf8_lossy(&fast.yaml),
-            String::from_utf8_lossy(&full.yaml)
+            String::from_utf8_lossy(&fast.text.to_vec(data)),
+            String::from_utf8_lossy(&full.text.to_vec(data))
         );
         true
     }
@@ -962,7 +983,7 @@ mod tests {
     fn the_units_own_text_is_kept_and_stamps_go_under_metadata() {
         let src = "# header kept\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c   # why\n  labels:\n    app: c\ndata:\n  a: 'x'  # note\n";
         let out = try_process(src.as_bytes(), &stamp()).unwrap();
-        let text = String::from_utf8(out.yaml).unwrap();
+        let text = String::from_utf8(out.text.to_vec(src.as_bytes())).unwrap();
         assert_eq!(
             text,
             "# header kept\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    confighub.com/SpaceName: prod\n    confighub.com/SpaceID: \"1111-2222\"\n    confighub.com/RevisionNum: \"7\"\n  name: c   # why\n  labels:\n    confighub.com/UnitSlug: web\n    app: c\ndata:\n  a: 'x'  # note\n"
