@@ -82,17 +82,13 @@ pub fn build(units: &[UnitInput], ctx: &BuildContext) -> Result<BuiltArtifact, B
 
     let slugs: Vec<&str> = packed.iter().map(|u| u.slug.as_str()).collect();
     let file_names = names::assign(&slugs)?;
-    let contents: Vec<Vec<&[u8]>> = processed
+    let contents: Vec<(&str, Vec<&[u8]>)> = file_names
         .iter()
-        .zip(&packed)
-        .map(|(p, unit)| p.text.slices(&unit.data).collect())
+        .zip(processed.iter().zip(&packed))
+        .filter(|(_, (p, _))| !p.text.is_empty())
+        .map(|(name, (p, unit))| (name.as_str(), p.text.slices(&unit.data).collect()))
         .collect();
-    let files: Vec<(&str, &[&[u8]])> = file_names
-        .iter()
-        .zip(&contents)
-        .filter(|(_, c)| c.iter().any(|s| !s.is_empty()))
-        .map(|(name, c)| (name.as_str(), c.as_slice()))
-        .collect();
+    let files: Vec<(&str, &[&[u8]])> = contents.iter().map(|(n, c)| (*n, c.as_slice())).collect();
     debug_assert!(files.iter().all(|(n, _)| names::is_safe_entry_name(n)));
 
     let bytes = write_tar_gz(&files)?;

@@ -124,7 +124,8 @@ impl Spliced {
         })
     }
 
-    /// The whole text in one buffer (tests, previews).
+    /// The whole text in one buffer.
+    #[cfg(test)]
     pub fn to_vec(&self, input: &[u8]) -> Vec<u8> {
         self.slices(input).flatten().copied().collect()
     }
