@@ -968,6 +968,9 @@ mod tests {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scripts\ndata:\n  run.sh: |\n    #!/bin/sh\n    set -eu\n\n      indented: line\n    echo \"done\" # still text\n  keep: |+\n    kept\n\n  strip: >-\n    folded\n    text\n  empty: \"\"\n  nothing:\n  none: ~\n  flow: {a: 1, \"b\": [x, 'y', \"z\"], c: {}}\n  seq: [1, 2.5, -3, true, null, --flag]\n  nested:\n  - - a\n    - b\n  - -\n    - c\nbinaryData: {}\n",
         // Several documents, empty ones, a last line without newline.
         "---\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n  labels: \n    a: b\nspec:\n  ports:\n  - port: 80\n---\n---\napiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: \"quoted-name\"\n  namespace: ns\nspec:\n  \"quoted key\": 1\n  'single': 2\n  url: http://example.com:8080/path?q=1#frag\n  time: 12:30:00\n  unicode: ünï 🚀\n  end: true",
+        // A mapping with more than 16 keys (repeats are found by sorting), a kept block before `---`,
+        // deep nesting.
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n  annotations:\n    a: |+\n      kept\n\ndata:\n  k01: a\n  k02: b\n  k03: c\n  k04: d\n  k05: e\n  k06: f\n  k07: g\n  k08: h\n  k09: i\n  k10: j\n  k11: k\n  k12: l\n  k13: m\n  k14: n\n  k15: o\n  k16: p\n  k17: q\n  k18: r\n  tail: |+\n    kept\n\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  a:\n    b:\n      c:\n      - d:\n          e:\n          - - f\n            - g: h\n",
         // A sequence item whose value starts on the next line; a key whose mapping is a sequence item.
         "apiVersion: v1\nkind: List\nmetadata:\n  name: l\nitems:\n-\n  a: 1\n- b:\n    c: 2\n-\n  - x\n",
     ];
@@ -1042,6 +1045,63 @@ mod tests {
                 "fast path took:\n{src}"
             );
         }
+    }
+
+    /// Every YAML file under `dir` (recursively): (path, bytes).
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                yaml_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                out.push((path, bytes));
+            }
+        }
+    }
+
+    /// Real manifests: the project's own (CRD, RBAC, Deployment, demo units), plus any folder named by
+    /// FAST_PATH_CORPUS (e.g. a Go module cache full of Kubernetes YAML) for a wider local check.
+    #[test]
+    fn real_manifests_agree_with_the_full_parser() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["crds", "config", "examples/demo"] {
+            yaml_files(&root.join(dir), &mut files);
+        }
+        let own = files.len();
+        if let Ok(extra) = std::env::var("FAST_PATH_CORPUS") {
+            yaml_files(std::path::Path::new(&extra), &mut files);
+        }
+        let mut taken = Vec::new();
+        let mut objects = 0;
+        for (path, bytes) in &files {
+            if bytes.len() > crate::artifact::MAX_UNIT_BYTES {
+                continue;
+            }
+            objects += usize::from(parse_and_stamp(bytes, &stamp()).is_ok());
+            if agrees(bytes) {
+                taken.push(path.clone());
+            }
+        }
+        eprintln!(
+            "fast path took {} of the {objects} files that are valid units ({} files)",
+            taken.len(),
+            files.len()
+        );
+        assert!(own >= 5, "the project's manifests were not found");
+        let demo = root.join("examples/demo/units");
+        assert!(
+            files
+                .iter()
+                .filter(|(p, _)| p.starts_with(&demo))
+                .all(|(p, _)| taken.contains(p)),
+            "a demo unit fell back to the full parser"
+        );
     }
 
     /// Tiny deterministic generator, so failures reproduce.
