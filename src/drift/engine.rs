@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -47,8 +48,19 @@ struct Repo {
 
 type RepoKey = (String, String);
 
+struct StoreWriters {
+    repositories: reflector::store::Writer<ConfigHubRepository>,
+    kustomizations: reflector::store::Writer<DynamicObject>,
+}
+
 pub struct DriftEngine {
     client: Client,
+    /// Every ConfigHubRepository and Kustomization in scope, kept by watches: full passes read these
+    /// instead of listing the API every tick.
+    repository_store: Store<ConfigHubRepository>,
+    kustomization_store: Store<DynamicObject>,
+    /// The stores' writers, taken by [`DriftEngine::run`], which drives them.
+    store_writers: Mutex<Option<StoreWriters>>,
     source: Arc<source::Context>,
     handles: DriftHandles,
     resources: Resources,
@@ -66,7 +78,15 @@ pub struct DriftEngine {
 
 impl DriftEngine {
     pub fn new(client: Client, source: Arc<source::Context>, handles: DriftHandles) -> Arc<Self> {
+        let repositories = reflector::store::Writer::default();
+        let kustomizations = reflector::store::Writer::new(kustomization_resource());
         Arc::new(Self {
+            repository_store: repositories.as_reader(),
+            kustomization_store: kustomizations.as_reader(),
+            store_writers: Mutex::new(Some(StoreWriters {
+                repositories,
+                kustomizations,
+            })),
             resources: Resources::new(client.clone()),
             client,
             source,
@@ -83,11 +103,30 @@ impl DriftEngine {
     /// Runs until `shutdown` resolves: Kustomizations and Flux's events are watched, every repository gets
     /// a full check every `spec.interval`, and every repository on each analyze request.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::spawn(Arc::clone(&self).watch_kustomizations());
+        let Some(writers) = self
+            .store_writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            tracing::error!("drift: the engine was started twice");
+            return;
+        };
+        tokio::spawn(Arc::clone(&self).watch_repositories(writers.repositories));
+        tokio::spawn(Arc::clone(&self).watch_kustomizations(writers.kustomizations));
         tokio::spawn(Arc::clone(&self).watch_flux_events());
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        // Full passes read the stores: wait for their first complete list, so a pass never judges from a
+        // half-filled store.
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = async {
+                let _ = self.repository_store.wait_until_ready().await;
+                let _ = self.kustomization_store.wait_until_ready().await;
+            } => {}
+        }
         loop {
             let everything = tokio::select! {
                 _ = &mut shutdown => return,
@@ -143,18 +182,44 @@ impl DriftEngine {
         last.get(&key).is_some_and(|t| t.elapsed() < TICK)
     }
 
-    /// Keeps the Kustomization → repository links and the per-kind watches current as Flux applies new
-    /// inventories, without comparing anything (that is what watches and full checks are for).
-    async fn watch_kustomizations(self: Arc<Self>) {
+    /// Keeps the repository store current (the source reconciler has its own).
+    async fn watch_repositories(
+        self: Arc<Self>,
+        writer: reflector::store::Writer<ConfigHubRepository>,
+    ) {
+        let api: Api<ConfigHubRepository> = match self.watch_namespace() {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer);
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            if let Err(err) = event {
+                tracing::debug!(error = %err, "drift: ConfigHubRepository watch error; retrying");
+            }
+        }
+    }
+
+    /// Keeps the Kustomization store, the Kustomization → repository links and the per-kind watches
+    /// current as Flux applies new inventories, without comparing anything (that is what watches and
+    /// full checks are for).
+    async fn watch_kustomizations(
+        self: Arc<Self>,
+        writer: reflector::store::Writer<DynamicObject>,
+    ) {
         let api = self.kustomizations_api();
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer);
+        let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
             let ks = match event {
                 Ok(watcher::Event::Apply(ks) | watcher::Event::InitApply(ks)) => ks,
                 Ok(_) => continue,
                 Err(err) => {
                     tracing::debug!(error = %err, "drift: Kustomization watch error; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
@@ -356,17 +421,15 @@ impl DriftEngine {
         }
     }
 
-    /// Re-reads repositories and Kustomizations, then compares every managed object.
+    /// Takes repositories and Kustomizations from the stores, then compares the managed objects of every
+    /// repository that is due.
     async fn full_check(self: Arc<Self>, everything: bool) -> kube::Result<()> {
         let source = DetectionSource::Analyze;
         timed("refresh_repos", self.refresh_repos()).await?;
-        let ks_api: Api<DynamicObject> = self.kustomizations_api();
-        let kustomizations =
-            timed("list kustomizations", ks_api.list(&ListParams::default())).await?;
         let mut links = HashMap::new();
         let mut checked = HashSet::new();
-        for ks in kustomizations.items {
-            let ks_value = serde_json::to_value(&ks).unwrap_or(Value::Null);
+        for ks in self.kustomization_store.state() {
+            let ks_value = serde_json::to_value(&*ks).unwrap_or(Value::Null);
             let Some(repo_key) = external_artifact_source(&ks_value) else {
                 continue;
             };
@@ -453,13 +516,9 @@ impl DriftEngine {
 
     /// Loads the desired objects of every repository whose artifact changed since last time.
     async fn refresh_repos(&self) -> kube::Result<()> {
-        let api: Api<ConfigHubRepository> = match self.watch_namespace() {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        };
-        let list = api.list(&ListParams::default()).await?;
         let mut next = HashMap::new();
-        for chr in list.items {
+        for chr in self.repository_store.state() {
+            let chr = ConfigHubRepository::clone(&chr);
             let key = (chr.namespace().unwrap_or_default(), chr.name_any());
             let Some(artifact) = chr.status.as_ref().and_then(|s| s.artifact.clone()) else {
                 continue;
