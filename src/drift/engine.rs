@@ -1,8 +1,10 @@
 //! The drift engine: the cluster-facing loop around the pure core. It keeps the desired objects of every
 //! ConfigHubRepository (read back from its current artifact), watches the objects Flux applied from them,
 //! compares on every change made by someone other than kustomize-controller (and in a full pass every
-//! [`FULL_CHECK_EVERY`] and on `POST /api/v1/analyze`), records episodes, keeps the repository's `Drifted`
-//! condition, and remediates by policy: report, revert through Flux, or propose a fix unit to ConfigHub.
+//! repository `spec.interval` and on `POST /api/v1/analyze`), records episodes, keeps the repository's
+//! `Drifted` condition, and remediates by policy: report, revert through Flux, or propose a fix unit to
+//! ConfigHub. Repositories and Kustomizations come from watch-fed stores, so an idle engine makes no
+//! requests.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
