@@ -314,12 +314,14 @@ fn sub_mapping<'m>(
     }
 }
 
+/// Shared by the tests of the two stamping paths.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod test_support {
     use serde_yaml_ng::Value;
 
-    fn stamp() -> Stamp<'static> {
+    use super::Stamp;
+
+    pub fn stamp() -> Stamp<'static> {
         Stamp {
             unit_slug: "web",
             revision_num: 7,
@@ -328,11 +330,20 @@ mod tests {
         }
     }
 
-    fn parse_back(yaml: &[u8]) -> Vec<Value> {
+    /// The non-null documents of a YAML stream; panics when it does not parse.
+    pub fn parse_back(yaml: &[u8]) -> Vec<Value> {
         serde_yaml_ng::Deserializer::from_slice(yaml)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .map(|d| serde::Deserialize::deserialize(d).expect("output parses"))
+            .filter(|v: &Value| !v.is_null())
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{parse_back, stamp};
+    use super::*;
+    use serde_yaml_ng::Value;
 
     #[test]
     fn stamps_provenance_and_keeps_content() {

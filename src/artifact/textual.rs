@@ -916,26 +916,9 @@ fn flow_item(b: &[u8], i: usize, depth: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use serde_yaml_ng::Value;
-
     use super::*;
     use crate::artifact::manifest::parse_and_stamp;
-
-    fn stamp() -> Stamp<'static> {
-        Stamp {
-            unit_slug: "web",
-            revision_num: 7,
-            space_name: "prod",
-            space_id: "1111-2222",
-        }
-    }
-
-    fn documents(yaml: &[u8]) -> Vec<Value> {
-        serde_yaml_ng::Deserializer::from_slice(yaml)
-            .map(|d| serde::Deserialize::deserialize(d).expect("output parses"))
-            .filter(|v: &Value| !v.is_null())
-            .collect()
-    }
+    use crate::artifact::manifest::test_support::{parse_back as documents, stamp};
 
     /// When the fast path takes `data`, the full parser must take it too, find the same objects, and
     /// its output must read back as the same documents. Returns whether the fast path took it.
