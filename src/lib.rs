@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod atomic_file;
 pub mod cli;
 pub mod confighub;
 pub mod drift;

@@ -3,11 +3,11 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::build::{BuiltArtifact, build};
 use super::unit::{BuildContext, KUBERNETES_YAML, UnitInput};
+use crate::atomic_file::AtomicWrite;
 
 /// Inputs of one pack run, independent of the CLI parser.
 #[derive(Clone, Debug)]
@@ -101,22 +101,14 @@ pub fn pack(req: &PackRequest) -> Result<BuiltArtifact, String> {
     Ok(artifact)
 }
 
-/// Temp file + rename, so a reader never sees half an archive. No fsync: like `tar` or `cp`, a preview
+/// Temp file + rename, so a reader never sees half an archive. Not durable: like `tar` or `cp`, a preview
 /// written by hand need not survive a power cut (the controller's storage does fsync).
 fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), String> {
-    let file_name = out
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file path", out.display()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = out.with_file_name(temp_name);
-    let result = fs::File::create(&temp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| fs::rename(&temp, out));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(format!("writing {}: {e}", out.display()));
+    AtomicWrite {
+        temp_prefix: ".pack-",
+        durable: false,
+        private: false,
     }
-    Ok(())
+    .write(out, bytes)
+    .map_err(|e| format!("writing {}: {e}", out.display()))
 }

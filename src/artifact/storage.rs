@@ -8,15 +8,15 @@
 //! All calls are blocking file I/O; from async code run them in `tokio::task::spawn_blocking`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use super::build::BuiltArtifact;
 use crate::api::artifact::Artifact;
+use crate::atomic_file::AtomicWrite;
 
 /// Suffix of stored archives.
 pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
@@ -91,8 +91,6 @@ pub struct Storage {
     root: PathBuf,
     advertised_addr: String,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Storage {
     /// `advertised_addr` is `host:port` (Flux's `--storage-adv-addr`); an `http(s)://` prefix is kept.
@@ -215,21 +213,14 @@ impl Storage {
             return Ok(stored);
         }
 
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{}",
-            artifact.digest_hex(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = write_synced(&temp, &artifact.bytes).and_then(|()| {
-            fs::rename(&temp, &final_path)
-                .map_err(StorageError::io("renaming into place", &final_path))
-        });
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(err);
+        debug_assert!(final_path.starts_with(&dir));
+        AtomicWrite {
+            temp_prefix: TEMP_PREFIX,
+            durable: true,
+            private: true,
         }
-        sync_dir(&dir)?;
+        .write(&final_path, &artifact.bytes)
+        .map_err(|e| StorageError::io(e.op, &e.path)(e.source))?;
         Ok(stored)
     }
 
@@ -426,47 +417,6 @@ impl Storage {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(StorageError::io("creating", path))?;
-    set_private(&file, path)?;
-    fill(&mut file, path, bytes)
-}
-
-fn fill(file: &mut File, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    file.write_all(bytes)
-        .map_err(StorageError::io("writing", path))?;
-    file.sync_all().map_err(StorageError::io("syncing", path))
-}
-
-#[cfg(unix)]
-fn set_private(file: &File, path: &Path) -> Result<(), StorageError> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(StorageError::io("setting permissions on", path))
-}
-
-#[cfg(not(unix))]
-fn set_private(_: &File, _: &Path) -> Result<(), StorageError> {
-    Ok(())
-}
-
-/// Makes a rename durable: on Linux the directory entry lives in the directory's own data.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StorageError::io("syncing directory", dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
 fn list_dirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
@@ -600,18 +550,17 @@ mod tests {
         assert_eq!(fs::read(dir.path().join(&stored.path)).unwrap(), a.bytes);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn full_disk_error_names_operation_and_path() {
-        // /dev/full fails every write with ENOSPC, exactly like a full volume.
-        let Ok(mut f) = fs::OpenOptions::new().write(true).open("/dev/full") else {
-            return;
+        // What a full volume gives a write: ENOSPC, reported with the step and the path.
+        let err = crate::atomic_file::WriteError {
+            op: "writing",
+            path: PathBuf::from("/data/confighubrepository/ns/x/.tmp-1-2"),
+            source: io::Error::from_raw_os_error(28),
         };
-        let msg = fill(&mut f, Path::new("/dev/full"), &[0u8; 4096])
-            .unwrap_err()
-            .to_string();
+        let msg = StorageError::io(err.op, &err.path)(err.source).to_string();
         assert!(
-            msg.contains("writing") && msg.contains("/dev/full"),
+            msg.starts_with("storage: writing \"/data/confighubrepository/ns/x/.tmp-1-2\""),
             "{msg}"
         );
         assert!(msg.to_lowercase().contains("space"), "{msg}");

@@ -5,7 +5,7 @@
 //! Revisions are immutable, so `(UnitID, RevisionNum) → DataHash` is cached too; `LastReleased` mode then
 //! needs no revision look-up for a unit whose released revision has not moved.
 
-use std::io::Write;
+use crate::atomic_file::AtomicWrite;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -105,23 +105,20 @@ impl UnitDataCache {
     }
 }
 
-/// Temp file in the same directory, then rename: readers never see half a file.
+/// Temp file in the same directory, then rename: readers never see half a file. Durable and private:
+/// unit data can hold Secrets, and the cache is trusted across restarts.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no parent"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    AtomicWrite {
+        temp_prefix: ".tmp-",
+        durable: true,
+        private: true,
     }
-    result
+    .write(path, bytes)
+    .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
 }
 
 #[cfg(test)]
