@@ -708,7 +708,7 @@ impl<'a> DocScan<'a> {
                 Some((Inline::Scalar(value), next))
             }
             b'[' | b'{' => {
-                let used = flow(b, 0, self.levels.len())?;
+                let used = flow(v, 0, self.levels.len())?;
                 if !is_blank_or_comment(&v[used..]) {
                     return None;
                 }
@@ -798,8 +798,9 @@ impl<'a> DocScan<'a> {
     }
 }
 
-/// Whether two keys are equal. Small mappings (the usual case) compare pairwise; large ones sort.
-fn has_duplicates(keys: &mut [&str]) -> bool {
+/// Whether two keys are equal. Small mappings (the usual case) compare pairwise; large ones sort, so a
+/// hostile mapping with a million keys costs n log n, not n².
+fn has_duplicates<K: Ord + ?Sized>(keys: &mut [&K]) -> bool {
     if keys.len() <= 16 {
         return (1..keys.len()).any(|i| keys[..i].contains(&keys[i]));
     }
@@ -807,16 +808,18 @@ fn has_duplicates(keys: &mut [&str]) -> bool {
     keys.windows(2).any(|w| w[0] == w[1])
 }
 
-/// A one-line flow collection starting at `b[i]` (`[` or `{`): returns the index after its close.
-/// Items are quoted scalars, nested collections or simple plain scalars; mapping entries are
-/// `key: value` with string keys, checked for repeats.
-fn flow(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
+/// A one-line flow collection starting at byte `i` of `s` (`[` or `{`): returns the index after its
+/// close. Items are quoted scalars, nested collections or simple plain scalars; mapping entries are
+/// `key: value` with string keys, checked for repeats. Every index handed on follows an ASCII byte, so
+/// it is a char boundary.
+fn flow(s: &str, mut i: usize, depth: usize) -> Option<usize> {
     if depth >= MAX_DEPTH {
         return None;
     }
+    let b = s.as_bytes();
     let open = b[i];
     let close = if open == b'[' { b']' } else { b'}' };
-    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
     i += 1;
     let skip = |mut i: usize| {
         while b.get(i) == Some(&b' ') {
@@ -830,17 +833,16 @@ fn flow(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
     }
     loop {
         if open == b'{' {
-            let (key, after) = flow_key(b, i)?;
-            if keys.contains(&key) {
-                return None;
-            }
+            let (key, after) = flow_key(s, i)?;
             keys.push(key);
             i = skip(after);
         }
-        i = flow_item(b, i, depth)?;
+        i = flow_item(s, i, depth)?;
         i = skip(i);
         match b.get(i) {
-            Some(&c) if c == close => return Some(i + 1),
+            Some(&c) if c == close => {
+                return (!has_duplicates(&mut keys)).then_some(i + 1);
+            }
             Some(b',') => {
                 i = skip(i + 1);
                 if b.get(i) == Some(&close) {
@@ -853,10 +855,10 @@ fn flow(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
     }
 }
 
-/// `key: ` inside a flow mapping: (the key, index after `: `).
-fn flow_key(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
-    let s = std::str::from_utf8(&b[i..]).ok()?;
-    let (key, used) = match b.get(i)? {
+/// `key: ` inside a flow mapping at byte `i` of `line`: (the key, index after `: `).
+fn flow_key(line: &str, i: usize) -> Option<(&str, usize)> {
+    let s = line.get(i..)?;
+    let (key, used) = match s.as_bytes().first()? {
         b'"' | b'\'' => {
             let (key, used) = quoted(s)?;
             let key = key?;
@@ -877,16 +879,16 @@ fn flow_key(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
     if s.as_bytes().get(used + 1) != Some(&b' ') {
         return None;
     }
-    Some((key.as_bytes(), i + used + 2))
+    Some((key, i + used + 2))
 }
 
-/// One flow item at `b[i]`: returns the index after it.
-fn flow_item(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+/// One flow item at byte `i` of `s`: returns the index after it.
+fn flow_item(s: &str, i: usize, depth: usize) -> Option<usize> {
+    let b = s.as_bytes();
     match *b.get(i)? {
-        b'[' | b'{' => flow(b, i, depth + 1),
+        b'[' | b'{' => flow(s, i, depth + 1),
         b'"' | b'\'' => {
-            let s = std::str::from_utf8(&b[i..]).ok()?;
-            let (_, used) = quoted(s)?;
+            let (_, used) = quoted(s.get(i..)?)?;
             Some(i + used)
         }
         first => {
@@ -975,6 +977,18 @@ mod tests {
             "# header kept\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  annotations:\n    confighub.com/SpaceName: prod\n    confighub.com/SpaceID: \"1111-2222\"\n    confighub.com/RevisionNum: \"7\"\n  name: c   # why\n  labels:\n    confighub.com/UnitSlug: web\n    app: c\ndata:\n  a: 'x'  # note\n"
         );
         assert_eq!(out.objects[0].to_string(), "ConfigMap c");
+    }
+
+    #[test]
+    fn huge_mappings_are_checked_for_repeats_without_quadratic_work() {
+        let head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+        let keys: Vec<String> = (0..200_000).map(|i| format!("k{i}: v")).collect();
+        let flow = format!("{head}data: {{{}}}\n", keys.join(", "));
+        assert!(try_process(flow.as_bytes(), &stamp()).is_some());
+        let repeated = format!("{head}data: {{{}, k7: w}}\n", keys.join(", "));
+        assert!(try_process(repeated.as_bytes(), &stamp()).is_none());
+        let block = format!("{head}data:\n  {}\n  k7: w\n", keys.join("\n  "));
+        assert!(try_process(block.as_bytes(), &stamp()).is_none());
     }
 
     #[test]
