@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|f| anyhow::anyhow!(f.message))?;
 
+    let mut last: Option<([u8; 32], artifact::BuiltArtifact)> = None;
     for pass in ["first sync (empty cache)", "unchanged space (warm cache)"] {
         let before = client.stats();
         let started = Instant::now();
@@ -38,12 +39,28 @@ async fn main() -> anyhow::Result<()> {
             space_id: space.space_id.clone(),
             mode_prefix: RevisionMode::Head.revision_prefix(),
         };
-        let built = artifact::build(&fetched.units, &ctx)?;
-        let stored = storage.store("confighubrepository", "bench", "sync", &built)?;
+        // As the reconciler does: the same inputs as the last build and an intact stored file → reuse.
+        let inputs = artifact::input_fingerprint(&fetched.units, &ctx);
+        let reuse = match &last {
+            Some((known, built)) if *known == inputs => storage
+                .artifact_for("confighubrepository", "bench", "sync", &built.digest)?
+                .filter(|s| storage.verify(&s.path, &s.digest).unwrap_or(false))
+                .map(|s| (s, built.clone())),
+            _ => None,
+        };
+        let reused = reuse.is_some();
+        let (stored, built) = match reuse {
+            Some(found) => found,
+            None => {
+                let built = artifact::build(&fetched.units, &ctx)?;
+                let stored = storage.store("confighubrepository", "bench", "sync", &built)?;
+                (stored, built)
+            }
+        };
         let total = started.elapsed();
         let after = client.stats();
         println!(
-            "{pass}: units={} requests={} bytes_downloaded={} downloads={} cache_hits={} fetch={:.3}s total={:.3}s artifact={} bytes revision={}",
+            "{pass}: units={} requests={} bytes_downloaded={} downloads={} cache_hits={} fetch={:.3}s total={:.3}s build={} artifact={} bytes revision={}",
             fetched.units.len(),
             after.requests - before.requests,
             after.bytes_downloaded - before.bytes_downloaded,
@@ -51,9 +68,11 @@ async fn main() -> anyhow::Result<()> {
             fetched.cache_hits,
             fetched_at.as_secs_f64(),
             total.as_secs_f64(),
+            if reused { "reused" } else { "built" },
             stored.size,
             built.revision,
         );
+        last = Some((inputs, built));
     }
     Ok(())
 }

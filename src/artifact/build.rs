@@ -112,6 +112,30 @@ pub fn build(units: &[UnitInput], ctx: &BuildContext) -> Result<BuiltArtifact, B
     })
 }
 
+/// A digest of everything [`build`] reads: the context and every unit's slug, toolchain, revision and
+/// data, in slug order. Equal fingerprints mean an equal artifact, so a caller that remembers the last
+/// build of a repository can skip rebuilding an unchanged space (the build itself stays the reference).
+pub fn input_fingerprint(units: &[UnitInput], ctx: &BuildContext) -> [u8; 32] {
+    let mut sorted: Vec<&UnitInput> = units.iter().collect();
+    sorted.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let mut hasher = Sha256::new();
+    // Length-prefixed fields, so no two different inputs hash the same byte stream.
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(ctx.space_name.as_bytes());
+    field(ctx.space_id.as_bytes());
+    field(ctx.mode_prefix.as_bytes());
+    for unit in sorted {
+        field(unit.slug.as_bytes());
+        field(unit.toolchain_type.as_bytes());
+        field(&unit.revision_num.to_le_bytes());
+        field(&unit.data);
+    }
+    hasher.finalize().into()
+}
+
 /// The ConfigHub-side identifier a person reads in `lastAppliedOriginRevision`:
 /// `<space>@<mode>:<n> units:<h>`, where `<h>` is the first 12 hex digits of the SHA-256 of the sorted
 /// `slug:revisionNum` lines. It changes when any unit moves to another revision, and stays the same when
@@ -306,6 +330,36 @@ mod tests {
             }
         }
         assert!(files[0].1.contains("\n---\n"));
+    }
+
+    #[test]
+    fn fingerprint_changes_exactly_when_the_build_input_does() {
+        let base = input_fingerprint(&sample(), &ctx());
+        let mut reversed = sample();
+        reversed.reverse();
+        assert_eq!(input_fingerprint(&reversed, &ctx()), base);
+        let mut changed: Vec<Vec<UnitInput>> = vec![sample(), sample(), sample(), sample()];
+        changed[0][0].data.push(b'\n');
+        changed[1][0].revision_num += 1;
+        changed[2][2].toolchain_type = "Kubernetes/YAML".into();
+        changed[3][0].slug = "web2".into();
+        for units in &changed {
+            assert_ne!(input_fingerprint(units, &ctx()), base);
+        }
+        let other_space = BuildContext {
+            space_id: "other".into(),
+            ..ctx()
+        };
+        assert_ne!(input_fingerprint(&sample(), &other_space), base);
+        let released = BuildContext {
+            mode_prefix: "released",
+            ..ctx()
+        };
+        assert_ne!(input_fingerprint(&sample(), &released), base);
+        // Moving bytes between fields is a different input.
+        let a = vec![k8s("ab", 1, "c")];
+        let b = vec![k8s("a", 1, "bc")];
+        assert_ne!(input_fingerprint(&a, &ctx()), input_fingerprint(&b, &ctx()));
     }
 
     #[test]

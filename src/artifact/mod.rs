@@ -17,7 +17,9 @@ mod unit;
 mod yaml;
 
 pub use archive::{GZIP_LEVEL, write_tar_gz};
-pub use build::{BuiltArtifact, META_OCI_REVISION, META_SPACE, META_UNIT_COUNT, build};
+pub use build::{
+    BuiltArtifact, META_OCI_REVISION, META_SPACE, META_UNIT_COUNT, build, input_fingerprint,
+};
 pub use error::BuildError;
 pub use manifest::{
     ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG,

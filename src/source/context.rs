@@ -12,8 +12,12 @@ use sha2::{Digest, Sha256};
 use super::cache::UnitDataCache;
 use super::metrics::SourceMetrics;
 use crate::api::ConfigHubRepository;
+use crate::artifact::BuiltArtifact;
 use crate::artifact::storage::Storage;
 use crate::confighub::{self, ClientOptions};
+
+/// A repository's last build: the fingerprint of its inputs and the result (bytes dropped).
+type LastBuild = ([u8; 32], BuiltArtifact);
 
 #[derive(Clone, Debug)]
 pub struct ControllerOptions {
@@ -48,6 +52,9 @@ pub struct Context {
     confighub_clients: Mutex<HashMap<String, confighub::Client>>,
     /// Resolved spaces by (origin, slug-or-UUID), so a steady-state reconcile makes one request.
     spaces: Mutex<HashMap<(String, String), confighub::Space>>,
+    /// The last build of each repository (namespace, name): its input fingerprint and result (without
+    /// the archive bytes, which are in storage), so an unchanged space is not rebuilt every interval.
+    last_builds: Mutex<HashMap<(String, String), LastBuild>>,
 }
 
 impl Context {
@@ -71,6 +78,7 @@ impl Context {
             options,
             confighub_clients: Mutex::new(HashMap::new()),
             spaces: Mutex::new(HashMap::new()),
+            last_builds: Mutex::new(HashMap::new()),
         })
     }
 
@@ -115,6 +123,36 @@ impl Context {
             Some(space) => spaces.insert(key, space),
             None => spaces.remove(&key),
         };
+    }
+
+    /// The last build of `key` if it had exactly these inputs.
+    pub fn unchanged_build(
+        &self,
+        key: &(String, String),
+        inputs: &[u8; 32],
+    ) -> Option<BuiltArtifact> {
+        let builds = self.last_builds.lock().unwrap_or_else(|p| p.into_inner());
+        builds
+            .get(key)
+            .filter(|(known, _)| known == inputs)
+            .map(|(_, built)| built.clone())
+    }
+
+    /// Remembers a build (dropping its bytes), or forgets the repository's (`None`, e.g. on deletion).
+    pub fn remember_build(&self, key: (String, String), build: Option<([u8; 32], &BuiltArtifact)>) {
+        let mut builds = self.last_builds.lock().unwrap_or_else(|p| p.into_inner());
+        match build {
+            Some((inputs, built)) => {
+                let without_bytes = BuiltArtifact {
+                    bytes: Vec::new(),
+                    ..built.clone()
+                };
+                builds.insert(key, (inputs, without_bytes));
+            }
+            None => {
+                builds.remove(&key);
+            }
+        }
     }
 
     /// Publishes a Kubernetes Event on `chr`; failing to record an event never fails a reconcile.

@@ -219,6 +219,7 @@ async fn cleanup(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Act
     ctx.storage
         .remove_object(pipeline::STORAGE_KIND, &namespace, &name)
         .map_err(|err| Error::Storage(err.to_string()))?;
+    ctx.remember_build((namespace.clone(), name.clone()), None);
     tracing::info!(%name, %namespace, "removed stored artifacts and the ExternalArtifact");
     Ok(Action::await_change())
 }

@@ -29,6 +29,8 @@ pub struct SourceMetrics {
     pub artifacts_stored: Family<ObjectLabels, Counter>,
     pub unit_downloads: Counter,
     pub unit_cache_hits: Counter,
+    /// Reconciles whose units were exactly those of the stored artifact, so nothing was rebuilt.
+    pub builds_skipped: Family<ObjectLabels, Counter>,
 }
 
 impl SourceMetrics {
@@ -41,6 +43,7 @@ impl SourceMetrics {
             artifacts_stored: Family::default(),
             unit_downloads: Counter::default(),
             unit_cache_hits: Counter::default(),
+            builds_skipped: Family::default(),
         };
         registry.register(
             "gotk_reconcile_duration_seconds",
@@ -66,6 +69,11 @@ impl SourceMetrics {
             "confighub_source_unit_cache_hits",
             "Unit data served from the local content-addressed cache.",
             metrics.unit_cache_hits.clone(),
+        );
+        registry.register(
+            "confighub_source_builds_skipped",
+            "Reconciles that found the same units as the stored artifact and did not rebuild it.",
+            metrics.builds_skipped.clone(),
         );
         metrics
     }
