@@ -741,6 +741,10 @@ impl DriftEngine {
                 let latency = (Utc::now() - written).num_milliseconds().max(0) as f64 / 1000.0;
                 self.handles.metrics.detection_latency.observe(latency);
             }
+            self.handles
+                .metrics
+                .processing
+                .observe(started.elapsed().as_secs_f64());
             tracing::info!(id = %record.id, severity = %record.severity, actor = ?record.actor, source = ?record.source, "drift detected");
             let note = format!(
                 "{} drifted ({}): {}",

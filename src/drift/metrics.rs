@@ -14,6 +14,10 @@ use super::store::Transition;
 pub const LATENCY_BUCKETS: [f64; 11] =
     [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Processing buckets, seconds: a dry run and a compare take milliseconds.
+pub const PROCESSING_BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DriftEventLabels {
     pub r#type: String,
@@ -33,8 +37,12 @@ pub struct DriftMetrics {
     pub events: Family<DriftEventLabels, Counter>,
     /// `confighub_drift_active`: active (unresolved) drift records.
     pub active: Gauge,
-    /// `confighub_drift_detection_latency_seconds`: from the triggering change to the stored record.
+    /// `confighub_drift_detection_latency_seconds`: from the triggering change (its managedFields time,
+    /// which has 1 s resolution) to the stored record.
     pub detection_latency: Histogram,
+    /// `confighub_drift_processing_seconds`: from the controller seeing the change (watch event or full
+    /// pass) to the stored record; the controller's own share, measured with its monotonic clock.
+    pub processing: Histogram,
     /// `confighub_drift_fix_units_total{result}`.
     pub fix_units: Family<FixUnitLabels, Counter>,
     /// `confighub_drift_passes_total`: completed passes of the engine over every repository (each
@@ -48,6 +56,7 @@ impl DriftMetrics {
             events: Family::default(),
             active: Gauge::default(),
             detection_latency: Histogram::new(LATENCY_BUCKETS),
+            processing: Histogram::new(PROCESSING_BUCKETS),
             fix_units: Family::default(),
             passes: Counter::default(),
         };
@@ -65,6 +74,11 @@ impl DriftMetrics {
             "confighub_drift_detection_latency_seconds",
             "Seconds from a change in the cluster to its drift record.",
             metrics.detection_latency.clone(),
+        );
+        registry.register(
+            "confighub_drift_processing_seconds",
+            "Seconds from the controller seeing a change (watch event or full pass) to the record of a new drift episode.",
+            metrics.processing.clone(),
         );
         registry.register(
             "confighub_drift_fix_units",
@@ -149,6 +163,7 @@ mod tests {
         m.observe(Transition::Updated, &record);
         m.set_active(1);
         m.detection_latency.observe(0.2);
+        m.processing.observe(0.004);
         m.fix_unit("created");
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
@@ -161,5 +176,7 @@ mod tests {
         assert!(out.contains("confighub_drift_active 1"));
         assert!(out.contains("confighub_drift_detection_latency_seconds_bucket{le=\"30.0\"} 1"));
         assert!(out.contains(r#"confighub_drift_fix_units_total{result="created"} 1"#));
+        assert!(out.contains("confighub_drift_processing_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(out.contains("confighub_drift_processing_seconds_bucket{le=\"0.0025\"} 0"));
     }
 }
