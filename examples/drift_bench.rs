@@ -718,6 +718,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     for line in metrics.lines().filter(|l| {
         l.starts_with("confighub_drift_detection_latency_seconds")
+            || l.starts_with("confighub_drift_processing_seconds")
             || l.starts_with("confighub_drift_active")
     }) {
         println!("    {line}");
