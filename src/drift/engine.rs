@@ -36,6 +36,11 @@ use crate::source::{self, conditions as source_conditions};
 
 /// How often the engine looks for repositories due a full check (each is due every `spec.interval`).
 pub const TICK: Duration = Duration::from_secs(2);
+/// How long the engine waits for its stores' first list before saying so (and then again as often).
+const STORES_SLOW: Duration = Duration::from_secs(30);
+/// In Revert mode, drift still there this long after a reconcile was requested (a request lost to a
+/// restart, or a busy kustomize-controller) gets another request at its next check.
+const REVERT_RETRY: Duration = Duration::from_secs(30);
 /// A Flux correction of an object whose drift was seen this recently is already on record.
 const RECENTLY_SEEN: Duration = Duration::from_secs(60);
 /// Label a resolved fix unit carries (it is kept, never deleted).
@@ -76,6 +81,8 @@ pub struct DriftEngine {
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
     /// Records whose object the last pass found in no inventory.
     missing: Mutex<HashSet<String>>,
+    /// When a Flux reconcile was last requested to revert each active record.
+    revert_requests: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl DriftEngine {
@@ -99,6 +106,7 @@ impl DriftEngine {
             last_full: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
             missing: Mutex::new(HashSet::new()),
+            revert_requests: Mutex::new(HashMap::new()),
         })
     }
 
@@ -122,12 +130,20 @@ impl DriftEngine {
         tokio::pin!(shutdown);
         // Full passes read the stores: wait for their first complete list, so a pass never judges from a
         // half-filled store.
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = async {
-                let _ = self.repository_store.wait_until_ready().await;
-                let _ = self.kustomization_store.wait_until_ready().await;
-            } => {}
+        let ready = async {
+            let _ = self.repository_store.wait_until_ready().await;
+            let _ = self.kustomization_store.wait_until_ready().await;
+        };
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = &mut ready => break,
+                _ = tokio::time::sleep(STORES_SLOW) => tracing::warn!(
+                    "drift: still waiting for the first list of ConfigHubRepositories and Kustomizations \
+                     (is Flux's Kustomization CRD installed, and may this controller list it?)"
+                ),
+            }
         }
         loop {
             let everything = tokio::select! {
@@ -767,7 +783,7 @@ impl DriftEngine {
             )
             .await;
         }
-        if transition != Transition::Unchanged && !record.expected {
+        if !record.expected {
             self.remediate(repo, ks, &record, &compared, transition)
                 .await;
         }
@@ -784,6 +800,10 @@ impl DriftEngine {
         if let Ok(n) = self.handles.store.active_count() {
             self.handles.metrics.set_active(n);
         }
+        self.revert_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         tracing::info!(%id, "drift resolved");
         let repo = record
             .repository
@@ -877,11 +897,28 @@ impl DriftEngine {
         );
         match mode {
             DriftMode::Report => {}
-            DriftMode::Revert if transition == Transition::Started => {
-                self.request_flux_reconcile(ks, &record.id).await
+            DriftMode::Revert => {
+                let due = {
+                    let mut requests = self
+                        .revert_requests
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let now = std::time::Instant::now();
+                    let due = revert_due(transition, requests.get(&record.id).copied(), now);
+                    if due {
+                        requests.insert(record.id.clone(), now);
+                    }
+                    due
+                };
+                if due {
+                    self.request_flux_reconcile(ks, &record.id).await;
+                }
             }
-            DriftMode::Revert => {}
-            DriftMode::Propose => self.write_fix_unit(repo, record, compared).await,
+            // A fix unit follows the episode's content; seeing the same drift again changes nothing.
+            DriftMode::Propose if transition != Transition::Unchanged => {
+                self.write_fix_unit(repo, record, compared).await
+            }
+            DriftMode::Propose => {}
         }
     }
 
@@ -1102,6 +1139,17 @@ impl Drop for Timing {
 }
 
 /// `spec.drift.fixSpace`, else `<space>-drift-fixes`.
+/// Whether to ask Flux (again) to revert: always when an episode starts; otherwise when no request is
+/// known (e.g. after a restart) or the last one is [`REVERT_RETRY`] old and the drift is still there.
+fn revert_due(
+    transition: Transition,
+    last_request: Option<std::time::Instant>,
+    now: std::time::Instant,
+) -> bool {
+    transition == Transition::Started
+        || last_request.is_none_or(|t| now.duration_since(t) >= REVERT_RETRY)
+}
+
 fn fix_space_slug(chr: &ConfigHubRepository, space_slug: &str) -> String {
     chr.spec
         .drift
@@ -1128,4 +1176,22 @@ fn written_at(live: &Value) -> Option<chrono::DateTime<Utc>> {
     chrono::DateTime::parse_from_rfc3339(times.last()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revert_is_requested_on_start_and_again_only_when_drift_outlives_the_retry() {
+        let now = std::time::Instant::now();
+        let just = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        let long_ago = now.checked_sub(REVERT_RETRY).unwrap_or(now);
+        assert!(revert_due(Transition::Started, Some(just), now));
+        // After a restart nothing is known: the drift that is still there gets a request.
+        assert!(revert_due(Transition::Unchanged, None, now));
+        assert!(!revert_due(Transition::Unchanged, Some(just), now));
+        assert!(!revert_due(Transition::Updated, Some(just), now));
+        assert!(revert_due(Transition::Unchanged, Some(long_ago), now));
+    }
 }
