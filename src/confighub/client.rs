@@ -32,6 +32,9 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Data downloads in flight at once across the whole client.
     pub max_concurrent_downloads: usize,
+    /// Largest response body read; a bigger one fails with [`Error::TooLarge`] instead of filling
+    /// memory (a unit list of 100,000 units is ~35 MB; unit data is at most 64 MiB).
+    pub max_response_bytes: usize,
     pub user_agent: String,
 }
 
@@ -43,6 +46,7 @@ impl Default for ClientOptions {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_concurrent_downloads: 8,
+            max_response_bytes: 256 * 1024 * 1024,
             user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -127,6 +131,26 @@ pub fn normalize_etag(value: &str) -> String {
 
 /// Percent-encodes query values the way the reference shows (`%20` for spaces, `%27` for quotes)
 /// rather than form-style `+`.
+/// The whole body, or `None` when it is (or declares to be) larger than `limit` bytes: read chunk by
+/// chunk, so a hostile or broken server cannot make the controller allocate more than the limit.
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    let declared = resp.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared as usize);
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
 fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
     let mut url = url.clone();
     if query.is_empty() {
@@ -241,17 +265,31 @@ impl Client {
                 req = req.header(CONTENT_TYPE, *content_type).body(body.clone());
             }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let limit = self.options.max_response_bytes;
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    resp.bytes().await.map(|body| (status, headers, body))
+                    read_limited(resp, limit)
+                        .await
+                        .map(|body| (status, headers, body))
                 }
                 Err(e) => Err(e),
             };
             let can_retry = attempt < self.retry.max_retries;
             match outcome {
-                Ok((status, headers, body)) => {
+                Ok((status, headers, None)) => {
+                    return Err(Error::TooLarge {
+                        operation: call.op,
+                        status: status.as_u16(),
+                        limit,
+                        request_id: headers
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
+                    });
+                }
+                Ok((status, headers, Some(body))) => {
                     self.counters
                         .bytes_downloaded
                         .fetch_add(body.len() as u64, Ordering::Relaxed);

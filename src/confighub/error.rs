@@ -38,6 +38,14 @@ pub enum Error {
         message: String,
         request_id: Option<String>,
     },
+    /// The response body was larger than `ClientOptions::max_response_bytes`; it was not read further.
+    #[error("{operation}: response larger than {limit} bytes (HTTP {status}, request id {}); not read", request_id.as_deref().unwrap_or("none"))]
+    TooLarge {
+        operation: &'static str,
+        status: u16,
+        limit: usize,
+        request_id: Option<String>,
+    },
     /// A lookup by slug found nothing (the API itself has no 404 for an empty list).
     #[error("{operation}: {kind} {name:?} not found")]
     NotFound {
@@ -58,6 +66,7 @@ impl Error {
             | Error::Timeout { operation, .. }
             | Error::Transport { operation, .. }
             | Error::Decode { operation, .. }
+            | Error::TooLarge { operation, .. }
             | Error::NotFound { operation, .. } => Some(operation),
             Error::Invalid(_) => None,
         }
@@ -66,7 +75,9 @@ impl Error {
     /// The HTTP status ConfigHub answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Api { status, .. } | Error::Decode { status, .. } => Some(*status),
+            Error::Api { status, .. }
+            | Error::Decode { status, .. }
+            | Error::TooLarge { status, .. } => Some(*status),
             Error::NotFound { .. } => Some(404),
             _ => None,
         }
@@ -75,9 +86,9 @@ impl Error {
     /// The `X-Request-Id` of the failed response, for support tickets.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Error::Api { request_id, .. } | Error::Decode { request_id, .. } => {
-                request_id.as_deref()
-            }
+            Error::Api { request_id, .. }
+            | Error::Decode { request_id, .. }
+            | Error::TooLarge { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
@@ -127,6 +138,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Transport { .. } => "transport",
             Error::Decode { .. } => "decode",
+            Error::TooLarge { .. } => "too_large",
             Error::NotFound { .. } => "not_found",
             Error::Invalid(_) => "invalid",
         }

@@ -202,3 +202,75 @@ async fn slow_servers_time_out() {
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_responses_are_refused_without_reading_them_whole() {
+    let options = || ClientOptions {
+        max_response_bytes: 1024,
+        ..fast_options()
+    };
+    // Declared too large (Content-Length): refused before reading, and not retried.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let big = format!("{{\"Version\":\"{}\"}}", "v".repeat(4096));
+    let app = counted(&hits, move |_| {
+        (
+            [("x-request-id", "req-big")],
+            axum::Json(serde_json::json!({"Version": big.clone()})),
+        )
+    });
+    let origin = serve(app).await;
+    let err = client(&origin, options()).info().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                limit: 1024,
+                status: 200,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.operation(), Some("GetInfo"));
+    assert_eq!(err.request_id(), Some("req-big"));
+    assert_eq!(err.metric_label(), "too_large");
+    assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "not retried");
+
+    // No length declared (chunked) and endless: reading stops at the limit.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the request before answering, as a server does.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n";
+                if socket.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+                while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    let err = client(&origin, options()).info().await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    // Within the limit, everything still works.
+    let app = Router::new().route(
+        "/api/info",
+        get(|| async { axum::Json(serde_json::json!({"Version": "v1"})) }),
+    );
+    let origin = serve(app).await;
+    assert_eq!(
+        client(&origin, options()).info().await.unwrap().version,
+        "v1"
+    );
+}
