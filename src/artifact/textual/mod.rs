@@ -7,9 +7,10 @@
 //! provenance lines are inserted under `metadata`, leaving every other byte as the unit wrote it.
 //!
 //! It never reports an error. Whatever it is not certain about (anchors, aliases, tags, tabs, CRLF,
-//! directives, multi-line plain or quoted scalars, multi-line flow collections, explicit indentation
-//! indicators, keys that are not simple strings, flow-style `metadata`/`labels`/`annotations`, our
-//! own keys already present, anything malformed) makes [`try_process`] return `None`, and the caller
+//! directives, multi-line flow collections, explicit indentation indicators, keys that are not simple
+//! strings, scalar continuation lines that could be read as structure, flow-style
+//! `metadata`/`labels`/`annotations`, our own keys already present, anything malformed) makes
+//! [`try_process`] return `None`, and the caller
 //! runs the full parser, which accepts or refuses the unit exactly as before. A differential test
 //! (`tests.rs`) checks that whenever this accepts a unit, the full path accepts it too and both
 //! outputs read back as the same objects.

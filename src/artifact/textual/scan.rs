@@ -4,8 +4,8 @@
 use super::MAX_DEPTH;
 use super::flow::flow;
 use super::lexical::{
-    comment_start, has_duplicates, is_blank_or_comment, is_seq_item, leading_spaces, line_at,
-    looks_like_key, mapping_key, plain_start_ok, quoted,
+    comment_start, escape_len, has_duplicates, is_blank_or_comment, is_seq_item, leading_spaces,
+    line_at, looks_like_key, mapping_key, plain_start_ok, quoted,
 };
 use crate::artifact::manifest::{
     ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG, ObjectKey,
@@ -77,7 +77,7 @@ impl DocInfo<'_> {
 pub(super) enum Inline<'a> {
     /// A scalar: its value when it is certainly a string.
     Scalar(Option<&'a str>),
-    /// A flow collection or a block scalar.
+    /// A flow collection, a block scalar, or a scalar over several lines (never decoded).
     Other,
 }
 
@@ -361,11 +361,21 @@ impl<'a> DocScan<'a> {
                 Some((Inline::Other, end))
             }
             b'"' | b'\'' => {
-                let (value, used) = quoted(v)?;
-                if !is_blank_or_comment(&v[used..]) {
+                if let Some((value, used)) = quoted(v) {
+                    if !is_blank_or_comment(&v[used..]) {
+                        return None;
+                    }
+                    return Some((Inline::Scalar(value), next));
+                }
+                // Not closed on this line: a quoted scalar over several lines (or invalid).
+                let start = v.as_ptr() as usize - self.text.as_ptr() as usize;
+                let end = self.multi_line_quoted(start, owner_indent)?;
+                let line = line_at(self.text, end);
+                let rest = &self.text[end..end + line.text.len()];
+                if !is_blank_or_comment(rest) {
                     return None;
                 }
-                Some((Inline::Scalar(value), next))
+                Some((Inline::Other, line.next))
             }
             b'[' | b'{' => {
                 let used = flow(v, 0, self.levels.len())?;
@@ -387,9 +397,112 @@ impl<'a> DocScan<'a> {
                 if key_like {
                     return None;
                 }
+                // A comment ends a plain scalar; without one, more-indented lines continue it.
+                if end == b.len()
+                    && let Some(after) = self.plain_continuation(owner_indent, next)?
+                {
+                    return Some((Inline::Other, after));
+                }
                 Some((Inline::Scalar(plain_ok(value).then_some(value)), next))
             }
         }
+    }
+
+    /// Continuation lines of a plain scalar starting at `pos`: `Some(None)` when there are none,
+    /// `Some(Some(end))` when lines up to `end` continue it. Continuations are indented more than
+    /// `owner_indent` (as libyaml requires) and hold plain text only: anything that could be read as
+    /// structure (`: `, a trailing `:`, a comment, an indicator first, a tab) leaves the unit to the
+    /// full parser.
+    fn plain_continuation(&self, owner_indent: usize, mut pos: usize) -> Option<Option<usize>> {
+        let len = self.text.len();
+        let mut end = None;
+        while pos < len {
+            let line = line_at(self.text, pos);
+            let sp = leading_spaces(line.text);
+            let content = &line.text[sp..];
+            if content.is_empty() {
+                pos = line.next;
+                continue;
+            }
+            if sp <= owner_indent || content.starts_with('#') {
+                break;
+            }
+            let b = content.as_bytes();
+            let indicator = matches!(
+                b[0],
+                b'-' | b'?'
+                    | b':'
+                    | b','
+                    | b'['
+                    | b']'
+                    | b'{'
+                    | b'}'
+                    | b'&'
+                    | b'*'
+                    | b'!'
+                    | b'|'
+                    | b'>'
+                    | b'\''
+                    | b'"'
+                    | b'%'
+                    | b'@'
+                    | b'`'
+            );
+            let key_like =
+                memchr::memchr_iter(b':', b).any(|i| i + 1 == b.len() || b[i + 1] == b' ');
+            if indicator
+                || key_like
+                || comment_start(b).is_some()
+                || b.ends_with(b" ")
+                || (self.has_tabs && content.contains('\t'))
+            {
+                return None;
+            }
+            pos = line.next;
+            end = Some(pos);
+        }
+        Some(end)
+    }
+
+    /// A quoted scalar over several lines, its opening quote at offset `start` of the unit: the offset
+    /// just past its closing quote. Continuation lines (but blank ones) must be indented more than
+    /// `owner_indent`; escapes are checked as on one line, plus `\` at a line end.
+    fn multi_line_quoted(&self, start: usize, owner_indent: usize) -> Option<usize> {
+        if self.has_tabs {
+            return None;
+        }
+        let b = self.text.as_bytes();
+        let q = b[start];
+        let mut i = start + 1;
+        while i < b.len() {
+            match b[i] {
+                b'\n' => {
+                    let line = line_at(self.text, i + 1);
+                    let sp = leading_spaces(line.text);
+                    if sp < line.text.len() && sp <= owner_indent {
+                        return None;
+                    }
+                    i += 1;
+                }
+                b'\'' if q == b'\'' => {
+                    if b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                    } else {
+                        return Some(i + 1);
+                    }
+                }
+                b'"' if q == b'"' => return Some(i + 1),
+                b'\\' if q == b'"' => {
+                    if b.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    } else {
+                        i += 1 + escape_len(&b[i + 1..])?;
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        None
     }
 
     /// A literal or folded block scalar whose header follows the indicator; its body lines must be

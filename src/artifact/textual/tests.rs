@@ -37,6 +37,8 @@ const COMMON: &[&str] = &[
     // A mapping with more than 16 keys (repeats are found by sorting), a kept block before `---`,
     // deep nesting.
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n  annotations:\n    a: |+\n      kept\n\ndata:\n  k01: a\n  k02: b\n  k03: c\n  k04: d\n  k05: e\n  k06: f\n  k07: g\n  k08: h\n  k09: i\n  k10: j\n  k11: k\n  k12: l\n  k13: m\n  k14: n\n  k15: o\n  k16: p\n  k17: q\n  k18: r\n  tail: |+\n    kept\n\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  a:\n    b:\n      c:\n      - d:\n          e:\n          - - f\n            - g: h\n",
+    // Scalars over several lines, as controller-gen writes CRD descriptions.
+    "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  versions:\n  - name: v1\n    schema:\n      openAPIV3Schema:\n        description: Widget is a thing that spans\n          more than one line\n\n          and a blank one.\n        properties:\n          apiVersion:\n            description: 'APIVersion defines the versioned schema. It''s\n              quoted: because of the colon'\n            type: string\n          kind:\n            description: \"Kind is a string value \\\n              continued, with \\\"escapes\\\"\n              and more\"\n            type: string\n        type: object\n    served: true\n    enum:\n    - a long item\n      that wraps\n    - short\n",
     // A sequence item whose value starts on the next line; a key whose mapping is a sequence item.
     "apiVersion: v1\nkind: List\nmetadata:\n  name: l\nitems:\n-\n  a: 1\n- b:\n    c: 2\n-\n  - x\n",
 ];
@@ -80,8 +82,10 @@ fn unusual_or_invalid_input_is_left_to_the_full_parser() {
         "apiVersion: v1\nkind: A\nmetadata:\n  name: !!str c\n",
         "apiVersion: v1\nkind: A\nmetadata:\n\tname: c\n",
         "apiVersion: v1\r\nkind: A\r\nmetadata:\r\n  name: c\r\n",
-        "apiVersion: v1\nkind: A\nmetadata:\n  name: c\ndata:\n  a: multi\n    line\n",
-        "apiVersion: v1\nkind: A\nmetadata:\n  name: c\ndata:\n  a: \"multi\n    line\"\n",
+        "apiVersion: v1\nkind: A\nmetadata:\n  name: c\ndata:\n  a: multi\n    line: x\n",
+        "apiVersion: v1\nkind: A\nmetadata:\n  name: c\ndata:\n  a: \"multi\nline\"\n",
+        "apiVersion: v1\nkind: A\nmetadata:\n  name: c\ndata:\n  a: multi\n  # comment\n    line\n",
+        "apiVersion: v1\nkind: A\nmetadata:\n  name: multi\n    line\n",
         "apiVersion: v1\nkind: A\nmetadata: {name: c}\n",
         "apiVersion: v1\nkind: A\nmetadata:\n  name: c\n  labels: {}\n",
         "apiVersion: v1\nkind: A\nmetadata:\n  name: c\n  labels:\n    confighub.com/UnitSlug: x\n",
