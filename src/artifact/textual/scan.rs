@@ -428,26 +428,7 @@ impl<'a> DocScan<'a> {
                 break;
             }
             let b = content.as_bytes();
-            let indicator = matches!(
-                b[0],
-                b'-' | b'?'
-                    | b':'
-                    | b','
-                    | b'['
-                    | b']'
-                    | b'{'
-                    | b'}'
-                    | b'&'
-                    | b'*'
-                    | b'!'
-                    | b'|'
-                    | b'>'
-                    | b'\''
-                    | b'"'
-                    | b'%'
-                    | b'@'
-                    | b'`'
-            );
+            let indicator = b"-?:,[]{}&*!|>'\"%@`".contains(&b[0]);
             let key_like =
                 memchr::memchr_iter(b':', b).any(|i| i + 1 == b.len() || b[i + 1] == b' ');
             if indicator
