@@ -31,8 +31,7 @@ pub fn write_tar_gz(files: &[(&str, &[&[u8]])]) -> Result<Vec<u8>, BuildError> {
     let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(slices + 2 * sorted.len() + 1);
     for (name, content) in sorted {
         let size: usize = content.iter().map(|s| s.len()).sum();
-        // Checked here so that building it again while copying cannot fail.
-        header(name, size)?;
+        // Built when its segment copies it; a name ustar cannot hold fails there, in stream order.
         pieces.push(Piece::Header(name, size));
         pieces.extend(content.iter().map(|s| Piece::Bytes(s)));
         let pad = (512 - size % 512) % 512;

@@ -171,6 +171,27 @@ fn apply_writable(to: &mut Unit, from: Unit) {
     to.last_change_description = from.last_change_description;
 }
 
+/// Refuses a write that carries a stale `Version`.
+fn check_version(expected: i64, unit: &Unit) -> Result<(), ApiError> {
+    if expected == unit.version {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "Unit has changed: Version {expected} is stale (current {}).",
+        unit.version
+    )))
+}
+
+/// Takes `changes`' writable fields into `unit` and stores it as its next version (PUT and PATCH).
+fn save_edit(tx: &rusqlite::Connection, mut unit: Unit, changes: Unit) -> Result<Unit, ApiError> {
+    apply_writable(&mut unit, changes);
+    ensure_slug_free(tx, &unit)?;
+    unit.version += 1;
+    unit.updated_at = Some(now());
+    store::put_unit(tx, &unit)?;
+    Ok(unit)
+}
+
 pub async fn update_unit(
     State(hub): State<Hub>,
     Path((space_id, unit_id)): Path<(String, String)>,
@@ -181,19 +202,9 @@ pub async fn update_unit(
     check_unit_fields(&req)?;
     let unit = hub
         .db(move |tx, _| {
-            let mut unit = store::unit_or_404(tx, &sid, &uid)?;
-            if req.version != unit.version {
-                return Err(ApiError::conflict(format!(
-                    "Unit has changed: Version {} is stale (current {}).",
-                    req.version, unit.version
-                )));
-            }
-            apply_writable(&mut unit, req);
-            ensure_slug_free(tx, &unit)?;
-            unit.version += 1;
-            unit.updated_at = Some(now());
-            store::put_unit(tx, &unit)?;
-            Ok(unit)
+            let unit = store::unit_or_404(tx, &sid, &uid)?;
+            check_version(req.version, &unit)?;
+            save_edit(tx, unit, req)
         })
         .await?;
     Ok(response(unit))
@@ -232,11 +243,8 @@ pub async fn patch_unit(
     let unit = hub
         .db(move |tx, _| {
             let current = store::unit_or_404(tx, &sid, &uid)?;
-            if let Some(v) = expected_version.filter(|v| *v != current.version) {
-                return Err(ApiError::conflict(format!(
-                    "Unit has changed: Version {v} is stale (current {}).",
-                    current.version
-                )));
+            if let Some(v) = expected_version {
+                check_version(v, &current)?;
             }
             let mut doc = serde_json::to_value(&current)?;
             for (key, value) in &patch {
@@ -258,13 +266,7 @@ pub async fn patch_unit(
             let patched: Unit = serde_json::from_value(doc)
                 .map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
             check_unit_fields(&patched)?;
-            let mut unit = current;
-            apply_writable(&mut unit, patched);
-            ensure_slug_free(tx, &unit)?;
-            unit.version += 1;
-            unit.updated_at = Some(now());
-            store::put_unit(tx, &unit)?;
-            Ok(unit)
+            save_edit(tx, current, patched)
         })
         .await?;
     Ok(response(unit))

@@ -110,11 +110,7 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let name = chr.name_any();
     let namespace = chr.namespace().unwrap_or_default();
-    let labels = ObjectLabels {
-        kind: ConfigHubRepository::kind(&()).to_string(),
-        name: name.clone(),
-        namespace: namespace.clone(),
-    };
+    let labels = ObjectLabels::repository(&namespace, &name);
     if chr.spec.suspend {
         tracing::info!(%name, %namespace, "suspended; serving the last artifact");
         return Ok(Action::await_change());

@@ -13,6 +13,18 @@ pub struct ObjectLabels {
     pub namespace: String,
 }
 
+impl ObjectLabels {
+    /// The labels of one ConfigHubRepository.
+    pub fn repository(namespace: &str, name: &str) -> Self {
+        use kube::Resource;
+        Self {
+            kind: crate::api::ConfigHubRepository::kind(&()).to_string(),
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub kind: String,

@@ -2,8 +2,8 @@
 //! Each step's failure is a [`Failure`] naming the step, so conditions can say what and where.
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
-use kube::{Resource, ResourceExt};
 
 use super::conditions::{FailedStep, Failure};
 use super::context::Context;
@@ -78,11 +78,7 @@ pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produce
     .map_err(|e| build_failure_message("BuildPanicked", e.to_string()))?;
     let (stored, built) = match reuse_last_build(ctx, &key, &inputs).await? {
         Some(reused) => {
-            let labels = ObjectLabels {
-                kind: ConfigHubRepository::kind(&()).to_string(),
-                name: name.clone(),
-                namespace: namespace.clone(),
-            };
+            let labels = ObjectLabels::repository(&namespace, &name);
             ctx.metrics.builds_skipped.get_or_create(&labels).inc();
             reused
         }

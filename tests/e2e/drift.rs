@@ -36,6 +36,17 @@ async fn dry_run(api: &Api<DynamicObject>, name: &str, desired: &Value) -> Value
     serde_json::to_value(obj).unwrap()
 }
 
+/// Applies `desired` for real as kustomize-controller would (forced, its field manager).
+async fn apply_as_flux(api: &Api<DynamicObject>, name: &str, desired: &Value) {
+    api.patch(
+        name,
+        &PatchParams::apply(FLUX).force(),
+        &Patch::Apply(desired),
+    )
+    .await
+    .expect("server-side apply as kustomize-controller");
+}
+
 async fn live(api: &Api<DynamicObject>, name: &str) -> Option<Value> {
     api.get_opt(name)
         .await
@@ -68,14 +79,7 @@ async fn scaling_by_another_manager_is_detected_recorded_and_resolved_by_a_rever
                                                         "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
                                                         "resources": {"requests": {"cpu": "0.5"}}}]}}}
     });
-    deployments
-        .patch(
-            "web",
-            &PatchParams::apply(FLUX).force(),
-            &Patch::Apply(&desired),
-        )
-        .await
-        .unwrap();
+    apply_as_flux(&deployments, "web", &desired).await;
     let key = ObjectKey::new("Deployment", &ns, "web");
     let dry = dry_run(&deployments, "web", &desired).await;
     assert_eq!(
@@ -131,14 +135,7 @@ async fn scaling_by_another_manager_is_detected_recorded_and_resolved_by_a_rever
     );
 
     // Revert: apply the desired state for real; the comparison is clean and the record resolves.
-    deployments
-        .patch(
-            "web",
-            &PatchParams::apply(FLUX).force(),
-            &Patch::Apply(&desired),
-        )
-        .await
-        .unwrap();
+    apply_as_flux(&deployments, "web", &desired).await;
     let dry = dry_run(&deployments, "web", &desired).await;
     assert_eq!(
         detect(&key, &dry, live(&deployments, "web").await.as_ref(), &ctx()),
@@ -182,14 +179,7 @@ async fn secret_edits_are_detected_without_the_values() {
     let secrets = api(&client, &ns, "", "v1", "Secret");
     let desired = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "db", "namespace": ns}, "stringData": {"password": "first-value-42"}});
-    secrets
-        .patch(
-            "db",
-            &PatchParams::apply(FLUX).force(),
-            &Patch::Apply(&desired),
-        )
-        .await
-        .unwrap();
+    apply_as_flux(&secrets, "db", &desired).await;
     secrets
         .patch(
             "db",

@@ -162,6 +162,20 @@ async fn fix_unit_data(hub: &TestHub, space: &str, slug: &str) -> Option<String>
     }
 }
 
+/// Waits until repository `shop` in `ns` has `Drifted` with `status`, and returns it.
+async fn drifted(client: &kube::Client, ns: &str, status: &str) -> ConfigHubRepository {
+    wait_for(&format!("Drifted={status}"), TIMEOUT, || async {
+        let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), ns)
+            .get("shop")
+            .await
+            .ok()?;
+        condition(&chr, "Drifted")
+            .filter(|c| c.status == status)
+            .map(|_| chr)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_and_image_drift_are_recorded_and_proposed_as_a_fix_unit() {
     let client = client().await;
@@ -211,16 +225,7 @@ async fn scaling_and_image_drift_are_recorded_and_proposed_as_a_fix_unit() {
     );
 
     // The repository says so.
-    let chr = wait_for("the Drifted condition", TIMEOUT, || async {
-        let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), &ns)
-            .get("shop")
-            .await
-            .ok()?;
-        condition(&chr, "Drifted")
-            .filter(|c| c.status == "True")
-            .map(|_| chr)
-    })
-    .await;
+    let chr = drifted(&client, &ns, "True").await;
     let drifted = condition(&chr, "Drifted").unwrap();
     assert!(drifted.message.contains("High"), "{}", drifted.message);
 
@@ -295,16 +300,7 @@ async fn revert_mode_has_flux_restore_the_object_and_resolves_the_record() {
     .await;
     let record = record_where(&id, "the record to resolve", |r| r["status"] == "resolved").await;
     assert!(record["resolved_at"].is_string());
-    let chr = wait_for("Drifted=False", TIMEOUT, || async {
-        let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), &ns)
-            .get("shop")
-            .await
-            .ok()?;
-        condition(&chr, "Drifted")
-            .filter(|c| c.status == "False")
-            .map(|_| chr)
-    })
-    .await;
+    let chr = drifted(&client, &ns, "False").await;
     assert_eq!(
         condition(&chr, "Drifted").unwrap().reason,
         "NoDriftDetected"
@@ -553,16 +549,7 @@ async fn a_kustomization_that_cannot_apply_is_recorded_until_it_is_ready_again()
         record.to_string().contains("False ("),
         "the record says why: {record}"
     );
-    let chr = wait_for("Drifted=True", TIMEOUT, || async {
-        let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), &ns)
-            .get("shop")
-            .await
-            .ok()?;
-        condition(&chr, "Drifted")
-            .filter(|c| c.status == "True")
-            .map(|_| chr)
-    })
-    .await;
+    let chr = drifted(&client, &ns, "True").await;
     assert!(
         condition(&chr, "Drifted")
             .unwrap()
