@@ -8,8 +8,13 @@ pub const ARTIFACT_IN_STORAGE: &str = "ArtifactInStorage";
 pub const FETCH_FAILED: &str = "FetchFailed";
 pub const BUILD_FAILED: &str = "BuildFailed";
 pub const STORAGE_OPERATION_FAILED: &str = "StorageOperationFailed";
-/// Set by the drift engine: True while managed objects differ from the artifact.
+/// Set by the drift engine alone: True while managed objects differ from the artifact, Unknown while it
+/// cannot see a managed kind.
 pub const DRIFTED: &str = "Drifted";
+pub const REASON_DRIFT_DETECTED: &str = "DriftDetected";
+pub const REASON_NO_DRIFT_DETECTED: &str = "NoDriftDetected";
+/// Drift of some managed kind cannot be detected (refused or failing calls); the message names them.
+pub const REASON_DETECTION_UNAVAILABLE: &str = "DetectionUnavailable";
 
 pub const REASON_SUCCEEDED: &str = "Succeeded";
 pub const REASON_PROGRESSING: &str = "Progressing";

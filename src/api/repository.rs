@@ -156,7 +156,10 @@ pub struct SecretReference {
 pub struct ConfigHubRepositoryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Conditions, one per type. `Drifted` is written by the drift engine (field manager
+    /// confighub-source-controller-drift), every other condition by the source reconciler.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,

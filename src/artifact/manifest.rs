@@ -22,14 +22,9 @@ use super::yaml::{BoundedNode, Budget, Node, emit_document};
 /// Largest unit accepted, in bytes of YAML.
 pub const MAX_UNIT_BYTES: usize = 8 * 1024 * 1024;
 
-/// Label carrying the unit slug (the key ConfigHub's own apply uses).
-pub const LABEL_UNIT_SLUG: &str = "confighub.com/UnitSlug";
-/// Annotation carrying the unit revision number, decimal.
-pub const ANNOTATION_REVISION_NUM: &str = "confighub.com/RevisionNum";
-/// Annotation carrying the space name.
-pub const ANNOTATION_SPACE_NAME: &str = "confighub.com/SpaceName";
-/// Annotation carrying the space UUID.
-pub const ANNOTATION_SPACE_ID: &str = "confighub.com/SpaceID";
+pub use crate::wire::{
+    ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG,
+};
 
 /// Identity of a Kubernetes object as kustomize sees it: duplicates of this make a build fail.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

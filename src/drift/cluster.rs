@@ -13,10 +13,7 @@ use serde_json::Value;
 
 use super::inventory::InventoryEntry;
 
-/// kustomize-controller's field manager.
-pub const FLUX_MANAGER: &str = "kustomize-controller";
-pub const FLUX_NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
-pub const FLUX_NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+pub use crate::wire::{FLUX_MANAGER, FLUX_NAME_LABEL, FLUX_NAMESPACE_LABEL};
 
 type Gvk = (String, String, String);
 
@@ -124,7 +121,8 @@ pub fn as_flux_applies(
 /// The manager that wrote the object last, from `metadata.managedFields` (latest `time`). Times have
 /// one-second granularity and the API server orders entries of the same second by manager name, so on a
 /// tie another manager wins over kustomize-controller: an edit made in the same second as Flux's apply
-/// must still be compared.
+/// must still be compared. Writes through the `status` subresource are not edits of the desired state and
+/// are skipped; every other subresource counts (`kubectl scale` writes `spec.replicas` through `scale`).
 pub fn last_writer(live: &Value) -> Option<String> {
     let key = |f: &Value| {
         (
@@ -135,7 +133,7 @@ pub fn last_writer(live: &Value) -> Option<String> {
     live["metadata"]["managedFields"]
         .as_array()?
         .iter()
-        .filter(|f| f["subresource"].as_str().is_none_or(str::is_empty))
+        .filter(|f| f["subresource"].as_str() != Some("status"))
         .max_by(|a, b| key(a).cmp(&key(b)))
         .and_then(|f| f["manager"].as_str().map(str::to_string))
 }
@@ -157,6 +155,17 @@ mod tests {
             applied["metadata"]["labels"][FLUX_NAMESPACE_LABEL],
             "flux-ns"
         );
+    }
+
+    #[test]
+    fn a_write_through_the_scale_subresource_is_an_edit() {
+        // What `kubectl scale` leaves: an Update through `scale`, then the Deployment controller's status.
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "kustomize-controller", "operation": "Apply", "time": "2026-11-23T10:00:00Z"},
+            {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-11-23T10:05:00Z"},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "time": "2026-11-23T10:05:01Z"}
+        ]}});
+        assert_eq!(last_writer(&live).as_deref(), Some("kubectl"));
     }
 
     #[test]

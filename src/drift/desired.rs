@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::inventory::InventoryEntry;
 
-pub const UNIT_SLUG_LABEL: &str = "confighub.com/UnitSlug";
-pub const REVISION_ANNOTATION: &str = "confighub.com/RevisionNum";
+use crate::wire::{
+    ANNOTATION_REVISION_NUM as REVISION_ANNOTATION, LABEL_UNIT_SLUG as UNIT_SLUG_LABEL,
+};
 
 /// Largest archive member read back; our own build refuses larger units long before this.
 const MAX_MEMBER_BYTES: u64 = 256 * 1024 * 1024;

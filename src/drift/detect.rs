@@ -10,12 +10,10 @@ use super::fields::FieldOwners;
 use super::record::{DetectionSource, ObjectRef};
 use super::types::{ClassifiedItem, DriftItem, IgnoreRule, ObjectKey};
 
-/// Label the artifact build stamps on every object: the unit it came from.
-pub const UNIT_SLUG_LABEL: &str = "confighub.com/UnitSlug";
-/// Label the artifact build stamps on every object: the unit revision number.
-pub const REVISION_LABEL: &str = "confighub.com/RevisionNum";
-const KS_NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
-const KS_NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+use crate::wire::{
+    ANNOTATION_REVISION_NUM, FLUX_NAME_LABEL as KS_NAME_LABEL,
+    FLUX_NAMESPACE_LABEL as KS_NAMESPACE_LABEL, LABEL_UNIT_SLUG as UNIT_SLUG_LABEL,
+};
 
 /// Where a comparison happens: the repository's ignore rules and provenance.
 #[derive(Clone, Debug)]
@@ -24,7 +22,7 @@ pub struct DetectionContext<'a> {
     pub source: DetectionSource,
     /// Overrides the `confighub.com/UnitSlug` label of the desired object.
     pub unit_slug: Option<String>,
-    /// Overrides the `confighub.com/RevisionNum` label of the desired object.
+    /// Overrides the `confighub.com/RevisionNum` annotation of the desired object.
     pub revision: Option<String>,
     pub repository: Option<ObjectRef>,
     pub at: DateTime<Utc>,
@@ -76,12 +74,13 @@ pub fn detect(
     if items.is_empty() {
         return None;
     }
-    let label = |obj: Option<&Value>, key: &str| {
-        obj?.pointer("/metadata/labels")?
+    let meta = |obj: Option<&Value>, map: &str, key: &str| {
+        obj?.pointer(&format!("/metadata/{map}"))?
             .get(key)?
             .as_str()
             .map(str::to_string)
     };
+    let label = |obj: Option<&Value>, key: &str| meta(obj, "labels", key);
     let kustomization = [live, Some(desired)].into_iter().find_map(|o| {
         Some(ObjectRef::new(
             label(o, KS_NAMESPACE_LABEL)?,
@@ -99,7 +98,7 @@ pub fn detect(
         revision: ctx
             .revision
             .clone()
-            .or_else(|| label(Some(desired), REVISION_LABEL)),
+            .or_else(|| meta(Some(desired), "annotations", ANNOTATION_REVISION_NUM)),
         repository: ctx.repository.clone(),
         kustomization,
         detected_at: ctx.at,
@@ -129,11 +128,11 @@ pub(crate) mod tests {
         let mut desired =
             crate::drift::diff::tests::desired_deployment(desired_replicas, "nginx:1.27");
         desired["metadata"]["labels"][UNIT_SLUG_LABEL] = json!("web");
-        desired["metadata"]["labels"][REVISION_LABEL] = json!("7");
+        desired["metadata"]["annotations"][ANNOTATION_REVISION_NUM] = json!("7");
         let mut live =
             crate::drift::diff::tests::live_deployment(live_replicas, "nginx:1.27", scaler);
         live["metadata"]["labels"][UNIT_SLUG_LABEL] = json!("web");
-        live["metadata"]["labels"][REVISION_LABEL] = json!("7");
+        live["metadata"]["annotations"][ANNOTATION_REVISION_NUM] = json!("7");
         (desired, live)
     }
 

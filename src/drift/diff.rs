@@ -20,7 +20,7 @@ use super::types::DriftItem;
 use super::{pointer, quantity};
 
 /// kustomize-controller's field manager.
-pub const FLUX_MANAGER: &str = "kustomize-controller";
+pub use crate::wire::FLUX_MANAGER;
 pub const RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
 pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
 

@@ -23,9 +23,14 @@ impl InventoryEntry {
         }
     }
 
-    /// The drift record id, `<Kind>:<namespace>:<name>`.
+    /// The object's drift key (with its group).
+    pub fn key(&self) -> crate::drift::ObjectKey {
+        crate::drift::ObjectKey::with_group(&self.group, &self.kind, &self.namespace, &self.name)
+    }
+
+    /// The drift record id ([`crate::drift::ObjectKey::id`]).
     pub fn record_id(&self) -> String {
-        format!("{}:{}:{}", self.kind, self.namespace, self.name)
+        self.key().id()
     }
 }
 

@@ -31,8 +31,21 @@ pub struct FixUnitLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BlindLabels {
+    pub group: String,
+    pub kind: String,
+    /// `discover`, `list`, `watch`, `get` or `patch` (the server-side-apply dry run).
+    pub verb: String,
+}
+
 #[derive(Clone)]
 pub struct DriftMetrics {
+    /// `confighub_drift_detection_unavailable{group,kind,verb}`: 1 while the engine cannot do `verb` on a
+    /// managed kind (drift of that kind goes unseen), 0 once it can again.
+    pub unavailable: Family<BlindLabels, Gauge>,
+    /// `confighub_drift_detection_errors_total{group,kind,verb}`: every refused or failed call behind it.
+    pub blind_errors: Family<BlindLabels, Counter>,
     /// `confighub_drift_events_total{type,severity,namespace}`: new drift episodes, one per type.
     pub events: Family<DriftEventLabels, Counter>,
     /// `confighub_drift_active`: active (unresolved) drift records.
@@ -53,6 +66,8 @@ pub struct DriftMetrics {
 impl DriftMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
+            unavailable: Family::default(),
+            blind_errors: Family::default(),
             events: Family::default(),
             active: Gauge::default(),
             detection_latency: Histogram::new(LATENCY_BUCKETS),
@@ -64,6 +79,16 @@ impl DriftMetrics {
             "confighub_drift_events",
             "Drift episodes started, by drift type, severity and namespace.",
             metrics.events.clone(),
+        );
+        registry.register(
+            "confighub_drift_detection_unavailable",
+            "1 while drift of a managed kind cannot be detected (the verb is refused or fails), by kind and verb.",
+            metrics.unavailable.clone(),
+        );
+        registry.register(
+            "confighub_drift_detection_errors",
+            "Refused or failed calls that leave drift of a managed kind undetected, by kind and verb.",
+            metrics.blind_errors.clone(),
         );
         registry.register(
             "confighub_drift_active",

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod base64;
+pub mod blind;
 pub mod classify;
 pub mod cluster;
 pub mod desired;

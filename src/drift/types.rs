@@ -12,9 +12,19 @@ pub struct ObjectKey {
     /// Empty for cluster-scoped objects.
     pub namespace: String,
     pub name: String,
+    /// API group; empty for the core group (and where it is not known, e.g. a Flux event's text).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+}
+
+/// Groups of Kubernetes itself (`apps`, `batch`, `*.k8s.io`): their kinds never share a name, so records
+/// of their objects keep the short id.
+fn built_in_group(group: &str) -> bool {
+    !group.contains('.') || group.ends_with(".k8s.io")
 }
 
 impl ObjectKey {
+    /// A key without a group: the core group, or a kind whose group is not known.
     pub fn new(
         kind: impl Into<String>,
         namespace: impl Into<String>,
@@ -24,30 +34,56 @@ impl ObjectKey {
             kind: kind.into(),
             namespace: namespace.into(),
             name: name.into(),
+            group: String::new(),
         }
     }
 
-    /// `<Kind>:<namespace>:<name>`; the namespace part is empty for cluster-scoped objects.
-    pub fn id(&self) -> String {
-        format!("{}:{}:{}", self.kind, self.namespace, self.name)
+    /// A key with its API group.
+    pub fn with_group(
+        group: impl Into<String>,
+        kind: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            ..Self::new(kind, namespace, name)
+        }
     }
 
-    /// Parses an id made by [`ObjectKey::id`]. Names cannot contain `:`, so splitting is unambiguous.
+    /// `<Kind>:<namespace>:<name>` for Kubernetes' own kinds, `<Kind>.<group>:<namespace>:<name>` for every
+    /// other group (two CRDs may share a kind name); the namespace part is empty for cluster-scoped objects.
+    pub fn id(&self) -> String {
+        if built_in_group(&self.group) {
+            format!("{}:{}:{}", self.kind, self.namespace, self.name)
+        } else {
+            format!(
+                "{}.{}:{}:{}",
+                self.kind, self.group, self.namespace, self.name
+            )
+        }
+    }
+
+    /// Parses an id made by [`ObjectKey::id`]. Kinds contain no `.` and names no `:`, so splitting is
+    /// unambiguous.
     pub fn parse_id(id: &str) -> Option<Self> {
         let mut parts = id.splitn(3, ':');
         let kind = parts.next().filter(|k| !k.is_empty())?;
         let namespace = parts.next()?;
         let name = parts.next().filter(|n| !n.is_empty() && !n.contains(':'))?;
-        Some(Self::new(kind, namespace, name))
+        let (kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+        Some(Self::with_group(group, kind, namespace, name))
     }
 
-    /// The key of a Kubernetes object, from its `kind` and `metadata`.
+    /// The key of a Kubernetes object, from its `apiVersion`, `kind` and `metadata`.
     pub fn of(obj: &Value) -> Option<Self> {
         let kind = obj.get("kind")?.as_str()?;
         let meta = obj.get("metadata")?;
         let name = meta.get("name")?.as_str()?;
         let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
-        Some(Self::new(kind, namespace, name))
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        Some(Self::with_group(group, kind, namespace, name))
     }
 }
 
@@ -215,6 +251,15 @@ mod tests {
         assert_eq!(c.id(), "ClusterRole::admin");
         assert_eq!(ObjectKey::parse_id("ClusterRole::admin"), Some(c));
         assert_eq!(ObjectKey::parse_id("nonsense"), None);
+        // Kubernetes' own groups keep the short id; any other group is part of it.
+        let apps = ObjectKey::with_group("apps", "Deployment", "default", "web");
+        assert_eq!(apps.id(), "Deployment:default:web");
+        let crd = ObjectKey::with_group("example.com", "Deployment", "default", "web");
+        assert_eq!(crd.id(), "Deployment.example.com:default:web");
+        assert_ne!(crd.id(), apps.id());
+        assert_eq!(ObjectKey::parse_id(&crd.id()), Some(crd));
+        let netpol = ObjectKey::with_group("networking.k8s.io", "NetworkPolicy", "a", "b");
+        assert_eq!(netpol.id(), "NetworkPolicy:a:b");
         assert_eq!(ObjectKey::parse_id("A:b:"), None);
     }
 

@@ -117,8 +117,8 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
             failure.message.clone(),
         );
     }
-    // Drifted belongs to the drift engine; a reconcile keeps it as it is.
-    next.extend(previous.iter().filter(|c| c.type_ == DRIFTED).cloned());
+    // Drifted belongs to the drift engine, which applies it under its own field manager: a reconcile
+    // neither copies nor rewrites it.
     debug_assert!(
         next.iter()
             .filter(|c| FAILURE_TYPES.contains(&c.type_.as_str()))
@@ -133,7 +133,7 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
 pub fn reconciling(previous: &[Condition], generation: i64, now: &Time) -> Vec<Condition> {
     let mut next: Vec<Condition> = previous
         .iter()
-        .filter(|c| c.type_ != RECONCILING)
+        .filter(|c| c.type_ != RECONCILING && c.type_ != DRIFTED)
         .cloned()
         .collect();
     next.push(Condition {
@@ -143,52 +143,6 @@ pub fn reconciling(previous: &[Condition], generation: i64, now: &Time) -> Vec<C
         message: format!("reconciliation in progress for generation {generation}"),
         observed_generation: Some(generation),
         last_transition_time: now.clone(),
-    });
-    next
-}
-
-/// `conditions` with the `Drifted` condition set from the count of actionable drifted objects and the
-/// worst severity among them (True, reason `DriftDetected`), or False (`NoDriftDetected`) when none.
-pub fn with_drifted(
-    conditions: &[Condition],
-    drifted: usize,
-    worst: Option<&str>,
-    generation: Option<i64>,
-) -> Vec<Condition> {
-    let (status, reason, message) = if drifted > 0 {
-        let worst = worst.unwrap_or("Unknown");
-        (
-            "True",
-            "DriftDetected",
-            format!("{drifted} object(s) drifted from the desired state; worst severity {worst}"),
-        )
-    } else {
-        (
-            "False",
-            "NoDriftDetected",
-            "no drift from the desired state".to_string(),
-        )
-    };
-    let previous = find(conditions, DRIFTED);
-    if previous.is_some_and(|c| c.status == status && c.message == message) {
-        return conditions.to_vec();
-    }
-    let transition = previous
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-    let mut next: Vec<Condition> = conditions
-        .iter()
-        .filter(|c| c.type_ != DRIFTED)
-        .cloned()
-        .collect();
-    next.push(Condition {
-        type_: DRIFTED.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time: transition,
     });
     next
 }
@@ -305,24 +259,18 @@ mod tests {
     }
 
     #[test]
-    fn drifted_is_kept_by_reconciles_and_set_by_the_engine() {
-        let drifted = with_drifted(
-            &summarize(&[], &success("head@sha256:aa"), &at(1)),
-            2,
-            Some("High"),
-            Some(2),
-        );
-        let c = find(&drifted, DRIFTED).unwrap();
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("True", "DriftDetected")
-        );
-        assert!(c.message.contains("2 object(s)") && c.message.contains("High"));
-        let after = summarize(&drifted, &success("head@sha256:bb"), &at(2));
-        assert_eq!(find(&after, DRIFTED), Some(c));
-        let clean = with_drifted(&after, 0, None, Some(2));
-        assert_eq!(find(&clean, DRIFTED).unwrap().reason, "NoDriftDetected");
-        assert_eq!(with_drifted(&clean, 0, None, Some(2)), clean);
+    fn the_reconciler_never_writes_drifted() {
+        let with_drift = vec![Condition {
+            type_: DRIFTED.into(),
+            status: "True".into(),
+            reason: "DriftDetected".into(),
+            message: "1 object(s) drifted".into(),
+            observed_generation: Some(1),
+            last_transition_time: at(1),
+        }];
+        let after = summarize(&with_drift, &success("head@sha256:bb"), &at(2));
+        assert_eq!(find(&after, DRIFTED), None);
+        assert_eq!(find(&reconciling(&with_drift, 2, &at(3)), DRIFTED), None);
     }
 
     #[test]

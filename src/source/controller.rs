@@ -27,7 +27,7 @@ use crate::api::ConfigHubRepository;
 /// Flux's finalizer name.
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
 /// Flux's on-demand reconcile annotation.
-pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+pub use crate::wire::REQUESTED_AT;
 /// How long to wait before retrying a failed reconcile, at most (never longer than the interval).
 const FAILURE_RETRY: Duration = Duration::from_secs(10);
 /// Flux's default interval jitter: ±5%.

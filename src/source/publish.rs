@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::api::{Artifact, ConfigHubRepository, ExternalArtifact};
 
-/// Field manager for everything this controller applies.
-pub const FIELD_MANAGER: &str = "confighub-source-controller";
+/// Field manager of the source reconciler (the drift engine has its own for `Drifted`).
+pub use crate::wire::SOURCE_MANAGER as FIELD_MANAGER;
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()

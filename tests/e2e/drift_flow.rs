@@ -536,7 +536,7 @@ async fn drift_flux_corrected_before_it_was_seen_is_read_back_from_flux_events()
 async fn a_kustomization_that_cannot_apply_is_recorded_until_it_is_ready_again() {
     let client = client().await;
     let (ns, hub, space_id) = managed_app(&client, "drift-ksfail", json!({"mode": "Report"})).await;
-    let id = format!("Kustomization:{ns}:shop");
+    let id = format!("Kustomization.kustomize.toolkit.fluxcd.io:{ns}:shop");
     // A unit of a kind the cluster does not know: kustomize-controller cannot apply the revision.
     let bad = "apiVersion: example.com/v1\nkind: NoSuchKind\nmetadata:\n  name: ghost\n";
     hub.put_unit(&space_id, "ghost", bad).await;

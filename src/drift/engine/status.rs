@@ -1,0 +1,217 @@
+//! The repository's `Drifted` condition, owned by the drift engine alone: applied server-side under
+//! [`DRIFT_MANAGER`] with nothing but that one condition, so the source reconciler (which owns every other
+//! condition under its own manager) and the engine never overwrite each other.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::{DriftEngine, Repo, RepoKey};
+use crate::api::ConfigHubRepository;
+use crate::api::conditions::{
+    DRIFTED, REASON_DETECTION_UNAVAILABLE, REASON_DRIFT_DETECTED, REASON_NO_DRIFT_DETECTED,
+};
+use crate::drift::blind::KindId;
+use crate::drift::inventory::{entries, external_artifact_source};
+use crate::drift::{DriftRecord, RecordStatus};
+use crate::wire::DRIFT_MANAGER;
+
+/// What the engine knows about one repository's objects, reduced to a condition. Pure.
+pub(super) fn drifted_condition(
+    previous: Option<&Condition>,
+    drifted: usize,
+    worst: Option<&str>,
+    blind: Option<&str>,
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
+    let unseen = |b: &str| format!("drift of these kinds cannot be detected: {b}");
+    let (status, reason, message) = match (drifted, blind) {
+        (0, None) => (
+            "False",
+            REASON_NO_DRIFT_DETECTED,
+            "no drift from the desired state".to_string(),
+        ),
+        // Known drift stays True (it is true); the kinds not seen are named beside it.
+        (n, blind) if n > 0 => {
+            let mut message = format!(
+                "{n} object(s) drifted from the desired state; worst severity {}",
+                worst.unwrap_or("Unknown")
+            );
+            if let Some(b) = blind {
+                message.push_str("; ");
+                message.push_str(&unseen(b));
+            }
+            ("True", REASON_DRIFT_DETECTED, message)
+        }
+        (_, Some(b)) => ("Unknown", REASON_DETECTION_UNAVAILABLE, unseen(b)),
+        _ => unreachable!("every (count, blind) pair is matched above"),
+    };
+    let last_transition_time = previous
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(now);
+    Condition {
+        type_: DRIFTED.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Whether writing `next` over `previous` would change anything a reader sees.
+fn same(previous: Option<&Condition>, next: &Condition) -> bool {
+    previous.is_some_and(|p| {
+        p.status == next.status
+            && p.reason == next.reason
+            && p.message == next.message
+            && p.observed_generation == next.observed_generation
+    })
+}
+
+impl DriftEngine {
+    /// The managed kinds of a repository: every kind in the inventories of the Kustomizations that apply
+    /// its ExternalArtifact.
+    pub(super) fn kinds_of(&self, repo: &RepoKey) -> BTreeSet<KindId> {
+        self.kustomization_store
+            .state()
+            .iter()
+            .filter_map(|ks| {
+                let value = serde_json::to_value(&**ks).unwrap_or(Value::Null);
+                (external_artifact_source(&value).as_ref() == Some(repo)).then(|| entries(&value))
+            })
+            .flatten()
+            .map(|e| KindId::new(e.group, e.kind))
+            .collect()
+    }
+
+    /// Repositories one of whose managed kinds is `kind`.
+    pub(super) fn repos_with_kind(&self, kind: &KindId) -> Vec<std::sync::Arc<Repo>> {
+        self.repos
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(key, _)| self.kinds_of(key).contains(kind))
+            .map(|(_, repo)| std::sync::Arc::clone(repo))
+            .collect()
+    }
+
+    /// Sets the repository's `Drifted` condition from its active, actionable records and the managed
+    /// kinds the engine cannot see.
+    pub(super) async fn update_drifted_condition(&self, repo: &Repo) {
+        let key = (
+            repo.chr.namespace().unwrap_or_default(),
+            repo.chr.name_any(),
+        );
+        let active: Vec<DriftRecord> = self
+            .active_records()
+            .await
+            .into_iter()
+            .filter(|r| {
+                r.status == RecordStatus::Active
+                    && !r.expected
+                    && r.repository
+                        .as_ref()
+                        .is_some_and(|o| o.namespace == key.0 && o.name == key.1)
+            })
+            .collect();
+        let kinds = self.kinds_of(&key);
+        let blind = self
+            .blindness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .describe(&kinds);
+        let api: Api<ConfigHubRepository> = Api::namespaced(self.client.clone(), &key.0);
+        // Read back, not from the store: the condition must be compared with what is there now.
+        let Ok(current) = api.get(&key.1).await else {
+            return;
+        };
+        let conditions = current.status.clone().unwrap_or_default().conditions;
+        let previous = conditions.iter().find(|c| c.type_ == DRIFTED);
+        let worst = active
+            .iter()
+            .map(|r| r.severity)
+            .max()
+            .map(|s| s.to_string());
+        let next = drifted_condition(
+            previous,
+            active.len(),
+            worst.as_deref(),
+            blind.as_deref(),
+            current.metadata.generation,
+            Time(k8s_openapi::jiff::Timestamp::now()),
+        );
+        if same(previous, &next) {
+            return;
+        }
+        let patch = json!({
+            "apiVersion": <ConfigHubRepository as kube::Resource>::api_version(&()),
+            "kind": <ConfigHubRepository as kube::Resource>::kind(&()),
+            "status": {"conditions": [next]},
+        });
+        let params = PatchParams::apply(DRIFT_MANAGER).force();
+        if let Err(err) = api
+            .patch_status(&key.1, &params, &Patch::Apply(&patch))
+            .await
+        {
+            tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "drift: cannot update the Drifted condition");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn drift_blindness_and_calm_each_have_their_status() {
+        let clean = drifted_condition(None, 0, None, None, Some(1), at(1));
+        assert_eq!(
+            (clean.status.as_str(), clean.reason.as_str()),
+            ("False", REASON_NO_DRIFT_DETECTED)
+        );
+        let blind = drifted_condition(
+            Some(&clean),
+            0,
+            None,
+            Some("Deployment.apps (list, watch: Forbidden)"),
+            Some(1),
+            at(2),
+        );
+        assert_eq!(
+            (blind.status.as_str(), blind.reason.as_str()),
+            ("Unknown", REASON_DETECTION_UNAVAILABLE)
+        );
+        assert!(
+            blind
+                .message
+                .contains("Deployment.apps (list, watch: Forbidden)")
+        );
+        assert_eq!(blind.last_transition_time, at(2));
+        // Known drift is not hidden by blindness elsewhere.
+        let both = drifted_condition(
+            Some(&blind),
+            2,
+            Some("High"),
+            Some("ConfigMap (patch: Forbidden)"),
+            Some(1),
+            at(3),
+        );
+        assert_eq!(both.status, "True");
+        assert!(both.message.contains("2 object(s)") && both.message.contains("ConfigMap"));
+        // The transition time moves only with the status.
+        let again = drifted_condition(Some(&both), 1, Some("Low"), None, Some(1), at(9));
+        assert_eq!(again.last_transition_time, at(3));
+        assert!(!same(Some(&both), &again));
+        assert!(same(Some(&again), &again.clone()));
+    }
+}
