@@ -122,10 +122,12 @@ pub fn as_flux_applies(
 /// one-second granularity and the API server orders entries of the same second by manager name, so on a
 /// tie another manager wins over kustomize-controller: an edit made in the same second as Flux's apply
 /// must still be compared. Writes through the `status` subresource are not edits of the desired state and
-/// are skipped; every other subresource counts (`kubectl scale` writes `spec.replicas` through `scale`).
+/// are skipped; every other subresource counts. The API server leaves `time` out of entries written
+/// through `scale` (`kubectl scale`, autoscalers): such an entry may be the newest, so it wins.
 pub fn last_writer(live: &Value) -> Option<String> {
     let key = |f: &Value| {
         (
+            f["time"].as_str().is_none(),
             f["time"].as_str().unwrap_or_default().to_string(),
             f["manager"].as_str() != Some(FLUX_MANAGER),
         )
@@ -159,10 +161,11 @@ mod tests {
 
     #[test]
     fn a_write_through_the_scale_subresource_is_an_edit() {
-        // What `kubectl scale` leaves: an Update through `scale`, then the Deployment controller's status.
+        // What `kubectl scale` leaves (kube-apiserver 1.36): an Update through `scale` without a time, then
+        // the Deployment controller's status.
         let live = json!({"metadata": {"managedFields": [
             {"manager": "kustomize-controller", "operation": "Apply", "time": "2026-11-23T10:00:00Z"},
-            {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-11-23T10:05:00Z"},
+            {"manager": "kubectl", "operation": "Update", "subresource": "scale"},
             {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "time": "2026-11-23T10:05:01Z"}
         ]}});
         assert_eq!(last_writer(&live).as_deref(), Some("kubectl"));

@@ -39,8 +39,17 @@ pub struct BlindLabels {
     pub verb: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub group: String,
+    pub kind: String,
+}
+
 #[derive(Clone)]
 pub struct DriftMetrics {
+    /// `confighub_drift_watching{group,kind}`: 1 once the watch of a managed kind has listed it and is
+    /// following its changes, 0 while it cannot.
+    pub watching: Family<KindLabels, Gauge>,
     /// `confighub_drift_detection_unavailable{group,kind,verb}`: 1 while the engine cannot do `verb` on a
     /// managed kind (drift of that kind goes unseen), 0 once it can again.
     pub unavailable: Family<BlindLabels, Gauge>,
@@ -66,6 +75,7 @@ pub struct DriftMetrics {
 impl DriftMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
+            watching: Family::default(),
             unavailable: Family::default(),
             blind_errors: Family::default(),
             events: Family::default(),
@@ -79,6 +89,11 @@ impl DriftMetrics {
             "confighub_drift_events",
             "Drift episodes started, by drift type, severity and namespace.",
             metrics.events.clone(),
+        );
+        registry.register(
+            "confighub_drift_watching",
+            "1 while the watch of a managed kind is listed and following changes, by kind.",
+            metrics.watching.clone(),
         );
         registry.register(
             "confighub_drift_detection_unavailable",

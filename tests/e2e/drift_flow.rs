@@ -17,7 +17,7 @@ use crate::support::controller::FULL_CHECKS_OF_EVERYTHING;
 const SECRET_VALUE: &str = "hunter2-original";
 const SECRET_EDIT: &str = "hunter3-edited";
 
-fn deployment() -> String {
+pub(crate) fn deployment() -> String {
     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n".into()
 }
 
@@ -43,12 +43,32 @@ async fn managed_app_every(
     drift: Value,
     interval: &str,
 ) -> (String, TestHub, String) {
+    managed_units(
+        client,
+        prefix,
+        &[("web", deployment()), ("creds", secret())],
+        drift,
+        interval,
+    )
+    .await
+}
+
+/// A repository `shop` with `units`, applied by kustomize-controller into a new namespace; returns once
+/// the Deployment `web` exists.
+pub(crate) async fn managed_units(
+    client: &kube::Client,
+    prefix: &str,
+    units: &[(&str, String)],
+    drift: Value,
+    interval: &str,
+) -> (String, TestHub, String) {
     controller();
     let ns = namespace(client, prefix).await;
     let hub = TestHub::start().await;
     let space_id = hub.space("shop").await;
-    hub.put_unit(&space_id, "web", &deployment()).await;
-    hub.put_unit(&space_id, "creds", &secret()).await;
+    for (slug, data) in units {
+        hub.put_unit(&space_id, slug, data).await;
+    }
     token_secret(client, &ns, "confighub", &hub.token).await;
     apply_repository(
         client,
@@ -67,7 +87,12 @@ async fn managed_app_every(
     (ns, hub, space_id)
 }
 
-fn resource(client: &kube::Client, ns: &str, group: &str, kind: &str) -> Api<DynamicObject> {
+pub(crate) fn resource(
+    client: &kube::Client,
+    ns: &str,
+    group: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk(group, "v1", kind);
     Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
 }
@@ -99,7 +124,7 @@ async fn api_get(path: &str) -> (u16, Value) {
 }
 
 /// Waits until the object's record satisfies `pred` and returns it.
-async fn record_where(id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn record_where(id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let path = format!("/api/v1/drift-records/{id}");
     wait_for(what, TIMEOUT, || async {
         let (status, body) = api_get(&path).await;
@@ -136,7 +161,7 @@ async fn scale_until_fix_unit(
     (id, record, slug)
 }
 
-fn has_type(record: &Value, t: &str) -> bool {
+pub(crate) fn has_type(record: &Value, t: &str) -> bool {
     record["types"]
         .as_array()
         .is_some_and(|ts| ts.iter().any(|x| x == t))
@@ -163,7 +188,7 @@ async fn fix_unit_data(hub: &TestHub, space: &str, slug: &str) -> Option<String>
 }
 
 /// Waits until repository `shop` in `ns` has `Drifted` with `status`, and returns it.
-async fn drifted(client: &kube::Client, ns: &str, status: &str) -> ConfigHubRepository {
+pub(crate) async fn drifted(client: &kube::Client, ns: &str, status: &str) -> ConfigHubRepository {
     wait_for(&format!("Drifted={status}"), TIMEOUT, || async {
         let chr = Api::<ConfigHubRepository>::namespaced(client.clone(), ns)
             .get("shop")

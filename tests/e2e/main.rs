@@ -6,5 +6,6 @@ mod support;
 
 mod drift;
 mod drift_flow;
+mod drift_paths;
 mod smoke;
 mod source;

@@ -110,6 +110,10 @@ impl DriftEngine {
             // Whether this (re)list follows a spell of blindness: then every object is compared, since
             // edits made meanwhile were never seen.
             let mut catching_up = false;
+            let labels = crate::drift::metrics::KindLabels {
+                group: entry.group.clone(),
+                kind: entry.kind.clone(),
+            };
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::Apply(obj)) => {
@@ -132,6 +136,7 @@ impl DriftEngine {
                     Ok(watcher::Event::InitDone) => {
                         self.seen(&kind, &[Verb::List, Verb::Watch]).await;
                         catching_up = false;
+                        self.handles.metrics.watching.get_or_create(&labels).set(1);
                     }
                     Err(err) => {
                         let (verb, err) = match err {
@@ -143,6 +148,7 @@ impl DriftEngine {
                             }
                             watcher::Error::NoResourceVersion => continue,
                         };
+                        self.handles.metrics.watching.get_or_create(&labels).set(0);
                         self.blind(&kind, verb, &err).await;
                     }
                 }
