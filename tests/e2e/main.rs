@@ -9,3 +9,4 @@ mod drift_flow;
 mod drift_paths;
 mod smoke;
 mod source;
+mod status_owners;

@@ -11,6 +11,7 @@ mod flux;
 mod propose;
 mod remediate;
 mod status;
+pub use status::apply_drifted;
 mod watch;
 
 use std::collections::{HashMap, HashSet};

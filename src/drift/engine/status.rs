@@ -149,19 +149,28 @@ impl DriftEngine {
         if same(previous, &next) {
             return;
         }
-        let patch = json!({
-            "apiVersion": <ConfigHubRepository as kube::Resource>::api_version(&()),
-            "kind": <ConfigHubRepository as kube::Resource>::kind(&()),
-            "status": {"conditions": [next]},
-        });
-        let params = PatchParams::apply(DRIFT_MANAGER).force();
-        if let Err(err) = api
-            .patch_status(&key.1, &params, &Patch::Apply(&patch))
-            .await
-        {
+        if let Err(err) = apply_drifted(&api, &key.1, next).await {
             tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "drift: cannot update the Drifted condition");
         }
     }
+}
+
+/// Applies `condition` as the repository's `Drifted` condition under the drift engine's field manager,
+/// touching nothing else in the status.
+pub async fn apply_drifted(
+    api: &Api<ConfigHubRepository>,
+    name: &str,
+    condition: Condition,
+) -> kube::Result<()> {
+    let patch = json!({
+        "apiVersion": <ConfigHubRepository as kube::Resource>::api_version(&()),
+        "kind": <ConfigHubRepository as kube::Resource>::kind(&()),
+        "status": {"conditions": [condition]},
+    });
+    let params = PatchParams::apply(DRIFT_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
