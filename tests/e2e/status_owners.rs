@@ -19,7 +19,12 @@ fn now() -> Time {
 fn drifted(round: usize) -> Condition {
     Condition {
         type_: "Drifted".into(),
-        status: if round % 2 == 0 { "True" } else { "False" }.into(),
+        status: if round.is_multiple_of(2) {
+            "True"
+        } else {
+            "False"
+        }
+        .into(),
         reason: "DriftDetected".into(),
         message: format!("drift round {round}"),
         observed_generation: Some(1),

@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
+use kube::{Client, ResourceExt};
 
 use super::blind::{Blindness, Change, KindId, Verb};
 use super::cluster::{
@@ -254,6 +254,16 @@ impl DriftEngine {
         }
         tracing::info!(%kind, "drift: {kind} can be seen again");
         for repo in self.repos_with_kind(kind) {
+            // Edits made while blind were never seen: the repository gets a full check at the next tick
+            // (which also shows whether get and the dry run work now).
+            let key = (
+                repo.chr.namespace().unwrap_or_default(),
+                repo.chr.name_any(),
+            );
+            self.last_full
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
             self.update_drifted_condition(&repo).await;
         }
         true
