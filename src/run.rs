@@ -88,7 +88,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         artifacts_to_keep: args.artifact_retention_records,
     };
     let ctx = source::Context::new(client.clone(), source_metrics, storage, cache, options);
-    let engine = crate::drift::engine::DriftEngine::new(client, Arc::clone(&ctx), drift.clone());
+    // One watch of ConfigHubRepositories feeds both the source reconciler and the drift engine.
+    let repositories = kube::runtime::reflector::store::Writer::default();
+    let engine = crate::drift::engine::DriftEngine::new(
+        client,
+        Arc::clone(&ctx),
+        drift.clone(),
+        repositories.as_reader(),
+    );
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let stopped = |tx: &tokio::sync::broadcast::Sender<()>| {
@@ -107,7 +114,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         http::router_with_api(state.clone(), drift_api_router(drift.api_state())),
         stopped(&stop_tx),
     ));
-    let controller = tokio::spawn(source::run(Arc::clone(&ctx), stopped(&stop_tx)));
+    let controller = tokio::spawn(source::run(
+        Arc::clone(&ctx),
+        repositories,
+        stopped(&stop_tx),
+    ));
     let drift_engine = tokio::spawn(engine.run(stopped(&stop_tx)));
     state.set_ready(true);
 

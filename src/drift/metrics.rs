@@ -45,8 +45,15 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub reason: String,
+}
+
 #[derive(Clone)]
 pub struct DriftMetrics {
+    /// `confighub_drift_reconcile_errors_total{reason}`: failed reconciles of the drift controller.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// `confighub_drift_watching{group,kind}`: 1 once the watch of a managed kind has listed it and is
     /// following its changes, 0 while it cannot.
     pub watching: Family<KindLabels, Gauge>,
@@ -67,14 +74,15 @@ pub struct DriftMetrics {
     pub processing: Histogram,
     /// `confighub_drift_fix_units_total{result}`.
     pub fix_units: Family<FixUnitLabels, Counter>,
-    /// `confighub_drift_passes_total`: completed passes of the engine over every repository (each
-    /// compares the repositories that are due).
+    /// `confighub_drift_passes_total`: completed reconciles of the drift controller (each compares every
+    /// object of one Kustomization).
     pub passes: Counter,
 }
 
 impl DriftMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
+            reconcile_errors: Family::default(),
             watching: Family::default(),
             unavailable: Family::default(),
             blind_errors: Family::default(),
@@ -89,6 +97,11 @@ impl DriftMetrics {
             "confighub_drift_events",
             "Drift episodes started, by drift type, severity and namespace.",
             metrics.events.clone(),
+        );
+        registry.register(
+            "confighub_drift_reconcile_errors",
+            "Failed reconciles of the drift controller, by reason.",
+            metrics.reconcile_errors.clone(),
         );
         registry.register(
             "confighub_drift_watching",

@@ -34,15 +34,18 @@ const FAILURE_RETRY: Duration = Duration::from_secs(10);
 const JITTER_PERCENT: f64 = 5.0;
 
 /// Runs the controller until `shutdown` resolves.
+/// Runs the reconciler until `shutdown`; `writer` keeps the repository store it shares with the drift
+/// engine (one watch of ConfigHubRepositories per process).
 pub async fn run(
     ctx: Arc<Context>,
+    writer: reflector::store::Writer<ConfigHubRepository>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ConfigHubRepository> = match &ctx.options.watch_namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let (reader, writer) = reflector::store();
+    let reader = writer.as_reader();
     // Status writes must not retrigger reconciles: react only to spec changes (generation), finalizer
     // and deletion changes, and a new requestedAt annotation.
     let trigger = |chr: &ConfigHubRepository| {

@@ -489,28 +489,8 @@ async fn drift_flux_corrected_before_it_was_seen_is_read_back_from_flux_events()
     let secrets = resource(&client, &ns, "", "Secret");
     let id = format!("Secret:{ns}:creds");
     let _alone = FULL_CHECKS_OF_EVERYTHING.lock().await;
-    // Any pass already under way (e.g. the first one after another test's restart) has finished.
-    let passes = || async {
-        let metrics = wait_for("metrics", TIMEOUT, || async {
-            reqwest::get(format!("http://{}/metrics", controller().http))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()
-        })
-        .await;
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("confighub_drift_passes_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let start = passes().await;
-    wait_for("two more engine passes", TIMEOUT, || async {
-        (passes().await >= start + 2.0).then_some(())
-    })
-    .await;
+    // The Kustomization's first reconcile has finished (it sets the condition).
+    drifted(&client, &ns, "False").await;
     // This controller process's first full check has seen the object (it is in the resources view) and found no drift.
     wait_for("the first full check", TIMEOUT, || async {
         let (_, body) = api_get(&format!(

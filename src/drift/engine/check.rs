@@ -1,9 +1,8 @@
-//! Comparing: full passes over every repository that is due, and the check of one object (dry run,
-//! diff, record), which every watch event and full pass ends in.
+//! Comparing one object (dry run, diff, record), which every watch event and reconcile ends in, and the
+//! desired objects it is compared with.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use kube::ResourceExt;
@@ -13,162 +12,52 @@ use serde_json::Value;
 use super::*;
 
 impl DriftEngine {
-    /// Whether `repo` is due a full check now (and marks it checked).
-    pub(super) fn due(&self, repo: &Repo, everything: bool) -> bool {
-        let key = (
-            repo.chr.namespace().unwrap_or_default(),
-            repo.chr.name_any(),
-        );
-        let interval = source::duration::parse_duration(&repo.chr.spec.interval)
-            .unwrap_or(Duration::from_secs(600));
-        let mut last = self.last_full.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        let due = everything
-            || last
-                .get(&key)
-                .is_none_or(|t| now.duration_since(*t) >= interval);
-        if due {
-            last.insert(key, now);
-        }
-        due
-    }
-
-    /// Whether `repo` had its full check in this pass.
-    pub(super) fn checked_now(&self, repo: &Repo) -> bool {
-        let key = (
-            repo.chr.namespace().unwrap_or_default(),
-            repo.chr.name_any(),
-        );
-        let last = self.last_full.lock().unwrap_or_else(|p| p.into_inner());
-        last.get(&key).is_some_and(|t| t.elapsed() < TICK)
-    }
-
-    /// Takes repositories and Kustomizations from the stores, then compares the managed objects of every
-    /// repository that is due.
-    pub(super) async fn full_check(self: Arc<Self>, everything: bool) -> kube::Result<()> {
-        let source = DetectionSource::Analyze;
-        timed("refresh_repos", self.refresh_repos()).await?;
-        let mut links = HashMap::new();
-        let mut checked = HashSet::new();
-        for ks in self.kustomization_store.state() {
-            let ks_value = serde_json::to_value(&*ks).unwrap_or(Value::Null);
-            let Some(repo_key) = external_artifact_source(&ks_value) else {
-                continue;
-            };
-            let Some(repo) = self.repo(&repo_key) else {
-                continue;
-            };
-            let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
-            links.insert(ks_key.clone(), repo_key.clone());
-            // The Kustomization's own record (Ready=False) is kept by its watch, not by this pass.
-            checked.insert(kustomization_key(&ks_key).id());
-            let entries = crate::drift::inventory::entries(&ks_value);
-            // Nothing applied yet: not checked, so the first check comes as soon as Flux has applied.
-            let due = !entries.is_empty() && self.due(&repo, everything);
-            for entry in entries {
-                Arc::clone(&self).ensure_watch(&entry);
-                checked.insert(entry.record_id());
-                if due {
-                    timed(
-                        "full check",
-                        self.check(&repo, &ks_key, &entry, None, source),
-                    )
-                    .await;
-                }
-            }
-        }
-        tracing::debug!(
-            kustomizations = links.len(),
-            objects = checked.len(),
-            everything,
-            "drift: full pass"
-        );
-        *self
-            .kustomizations
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = links.clone();
-
-        // Records of objects no longer managed (pruned after their unit went away) are over.
-        let repos: Vec<Arc<Repo>> = self
+    /// The repository `key` with the desired objects of its current artifact (read from storage only
+    /// when the digest changed); `None` while it has no artifact.
+    pub(super) async fn repo(
+        &self,
+        key: &RepoKey,
+    ) -> Result<Option<Arc<Repo>>, super::reconcile::Error> {
+        let Some(chr) = self
+            .repository_store
+            .get(&ObjectRef::new(&key.1).within(&key.0))
+        else {
+            return Ok(None);
+        };
+        let Some(artifact) = chr.status.as_ref().and_then(|s| s.artifact.clone()) else {
+            return Ok(None);
+        };
+        let cached = self
             .repos
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let missing_before =
-            std::mem::take(&mut *self.missing.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut missing_now = HashSet::new();
-        for record in self.active_records().await {
-            // Only when this pass read the repository's Kustomization and its inventory lacks the object:
-            // a Kustomization that was not listed or linked this time proves nothing.
-            let inventory_read = record.repository.as_ref().is_some_and(|r| {
-                links
-                    .values()
-                    .any(|repo| repo.0 == r.namespace && repo.1 == r.name)
-            });
-            // ...and only after two passes in a row found it missing (an inventory being rewritten).
-            let missing = inventory_read && !checked.contains(&record.id);
-            let confirmed = missing && missing_before.contains(&record.id);
-            if missing {
-                missing_now.insert(record.id.clone());
+            .get(key)
+            .filter(|r| r.digest == artifact.digest)
+            .map(|r| r.objects.clone());
+        let objects = match cached {
+            Some(objects) => objects,
+            None => {
+                let path = self.source.storage.root().join(&artifact.path);
+                tokio::task::spawn_blocking(move || {
+                    std::fs::read(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| desired_objects(&b))
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+                .map_err(|e| super::reconcile::Error::Artifact(key.0.clone(), key.1.clone(), e))?
             }
-            if confirmed {
-                timed("resolve unmanaged", self.resolve(&record.id)).await;
-            }
-        }
-        *self.missing.lock().unwrap_or_else(|p| p.into_inner()) = missing_now;
-        // The Drifted condition follows every episode start and end; this pass only repairs it (e.g. after
-        // a restart), so it runs with the full checks.
-        for repo in repos {
-            if self.checked_now(&repo) {
-                timed("drifted condition", self.update_drifted_condition(&repo)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads the desired objects of every repository whose artifact changed since last time.
-    pub(super) async fn refresh_repos(&self) -> kube::Result<()> {
-        let mut next = HashMap::new();
-        for chr in self.repository_store.state() {
-            let chr = ConfigHubRepository::clone(&chr);
-            let key = (chr.namespace().unwrap_or_default(), chr.name_any());
-            let Some(artifact) = chr.status.as_ref().and_then(|s| s.artifact.clone()) else {
-                continue;
-            };
-            let known = self.repo(&key).filter(|r| r.digest == artifact.digest);
-            let objects = match known {
-                Some(repo) => repo.objects.clone(),
-                None => {
-                    let path = self.source.storage.root().join(&artifact.path);
-                    let read = tokio::task::spawn_blocking(move || {
-                        std::fs::read(&path)
-                            .map_err(|e| e.to_string())
-                            .and_then(|b| desired_objects(&b))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-                    match read {
-                        Ok(objects) => objects,
-                        Err(err) => {
-                            tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "drift: cannot read the artifact");
-                            continue;
-                        }
-                    }
-                }
-            };
-            next.insert(
-                key,
-                Arc::new(Repo {
-                    chr,
-                    digest: artifact.digest,
-                    objects,
-                }),
-            );
-        }
-        *self.repos.write().unwrap_or_else(|p| p.into_inner()) = next;
-        Ok(())
+        };
+        let repo = Arc::new(Repo {
+            chr: ConfigHubRepository::clone(&chr),
+            digest: artifact.digest,
+            objects,
+        });
+        self.repos
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), Arc::clone(&repo));
+        Ok(Some(repo))
     }
 
     /// Compares one object with its desired state, records the result, and acts on it.
@@ -221,7 +110,7 @@ impl DriftEngine {
             None => applied.clone(),
         };
         let key = entry.key();
-        let repo_ref = ObjectRef::new(
+        let repo_ref = RecordRef::new(
             repo.chr.namespace().unwrap_or_default(),
             repo.chr.name_any(),
         );
@@ -323,10 +212,14 @@ impl DriftEngine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
         tracing::info!(%id, "drift resolved");
-        let repo = record
-            .repository
-            .as_ref()
-            .and_then(|r| self.repo(&(r.namespace.clone(), r.name.clone())));
+        let repo = match &record.repository {
+            Some(r) => self
+                .repo(&(r.namespace.clone(), r.name.clone()))
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
         if let Some(repo) = repo {
             self.source
                 .publish_event(

@@ -42,15 +42,15 @@ impl DriftEngine {
                     severity: crate::drift::Severity::Medium,
                     expected: false,
                 };
-                let repo = self.repo(repo_key);
+                let repo = self.repo(repo_key).await.ok().flatten();
                 let detection = crate::drift::Detection {
                     key: key.clone(),
                     items: vec![item],
                     source: DetectionSource::Flux,
                     unit_slug: None,
                     revision: None,
-                    repository: Some(ObjectRef::new(repo_key.0.clone(), repo_key.1.clone())),
-                    kustomization: Some(ObjectRef::new(ks.0.clone(), ks.1.clone())),
+                    repository: Some(RecordRef::new(repo_key.0.clone(), repo_key.1.clone())),
+                    kustomization: Some(RecordRef::new(ks.0.clone(), ks.1.clone())),
                     detected_at: Utc::now(),
                 };
                 let Ok((transition, record)) =
@@ -148,13 +148,15 @@ impl DriftEngine {
         {
             return;
         }
+        let ks_ref = ObjectRef::new_with(&ks.1, kustomization_resource()).within(&ks.0);
         let repo_key = self
-            .kustomizations
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(ks)
-            .cloned();
-        let repo = repo_key.and_then(|k| self.repo(&k));
+            .kustomization_store
+            .get(&ks_ref)
+            .and_then(|k| external_artifact_source(&serde_json::to_value(&*k).ok()?));
+        let repo = match repo_key {
+            Some(key) => self.repo(&key).await.ok().flatten(),
+            None => None,
+        };
         let desired = repo.as_ref().and_then(|r| {
             r.objects
                 .iter()
@@ -184,8 +186,8 @@ impl DriftEngine {
             revision: desired.as_ref().map(|d| d.revision.to_string()),
             repository: repo
                 .as_ref()
-                .map(|r| ObjectRef::new(r.chr.namespace().unwrap_or_default(), r.chr.name_any())),
-            kustomization: Some(ObjectRef::new(ks.0.clone(), ks.1.clone())),
+                .map(|r| RecordRef::new(r.chr.namespace().unwrap_or_default(), r.chr.name_any())),
+            kustomization: Some(RecordRef::new(ks.0.clone(), ks.1.clone())),
             detected_at: Utc::now(),
         };
         match self.store(move |s| s.upsert_detection(&detection)).await {

@@ -1,27 +1,33 @@
-//! The drift engine: the cluster-facing loop around the pure core. It keeps the desired objects of every
-//! ConfigHubRepository (read back from its current artifact), watches the objects Flux applied from them,
-//! compares on every change made by someone other than kustomize-controller (and in a full pass every
-//! repository `spec.interval` and on `POST /api/v1/analyze`), records episodes, keeps the repository's
-//! `Drifted` condition, and remediates by policy: report, revert through Flux, or propose a fix unit to
-//! ConfigHub. Repositories and Kustomizations come from watch-fed stores, so an idle engine makes no
-//! requests.
+//! The drift engine: the cluster-facing side of the pure core, as kube-runtime controllers.
+//!
+//! - `reconcile.rs`: a `Controller` over Flux Kustomizations that apply a ConfigHubRepository's
+//!   ExternalArtifact. A reconcile compares every object of the inventory with the repository's artifact,
+//!   records the Kustomization's own readiness, ends records of objects no longer managed, sets the
+//!   repository's `Drifted` condition, and requeues after the repository's `spec.interval`. Requeue,
+//!   backoff and de-duplication are the runtime's; `POST /api/v1/analyze` reconciles every Kustomization.
+//! - `watch.rs`: one watch per managed kind; a change by anyone but kustomize-controller is compared at
+//!   once (the detector; the reconcile is the safety net).
+//! - `check.rs` (one object), `status.rs` (`Drifted`), `flux.rs` (reading Flux back), `remediate.rs`
+//!   (Revert), `propose.rs` (fix units); decisions are pure functions in `crate::drift`.
 
 mod check;
 mod flux;
 mod propose;
+mod reconcile;
 mod remediate;
 mod status;
-pub use status::apply_drifted;
 mod watch;
+pub use status::apply_drifted;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::mpsc;
 
 use super::blind::{Blindness, Change, KindId, Verb};
 use super::cluster::{
@@ -30,25 +36,21 @@ use super::cluster::{
 use super::desired::{DesiredObject, desired_objects};
 use super::inventory::{InventoryEntry, external_artifact_source};
 use super::{
-    DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey, ObjectRef,
-    RecordFilter, RecordStatus, Transition, detect, fix_unit, mode::effective_mode,
-    resources::ResourceState,
+    DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey,
+    ObjectRef as RecordRef, RecordFilter, RecordStatus, Transition, detect, fix_unit,
+    mode::effective_mode, resources::ResourceState,
 };
 use crate::api::{ConfigHubRepository, DriftMode};
 use crate::confighub::{self, SpaceCreate, UnitCreate, UnitPatch};
-use crate::source::{self};
+use crate::source;
 
-/// How often the engine looks for repositories due a full check (each is due every `spec.interval`).
-pub const TICK: Duration = Duration::from_secs(2);
-/// How long the engine waits for its stores' first list before saying so (and then again as often).
-const STORES_SLOW: Duration = Duration::from_secs(30);
 /// In Revert mode, drift still there this long after a reconcile was requested (a request lost to a
 /// restart, or a busy kustomize-controller) gets another request at its next check.
 const REVERT_RETRY: Duration = Duration::from_secs(30);
 /// A Flux correction of an object whose drift was seen this recently is already on record.
 const RECENTLY_SEEN: Duration = Duration::from_secs(60);
 
-/// What the engine knows about one repository.
+/// What the engine knows about one repository: the desired objects of its current artifact.
 struct Repo {
     chr: ConfigHubRepository,
     digest: String,
@@ -57,110 +59,68 @@ struct Repo {
 
 type RepoKey = (String, String);
 
-struct StoreWriters {
-    repositories: reflector::store::Writer<ConfigHubRepository>,
-    kustomizations: reflector::store::Writer<DynamicObject>,
-}
-
 pub struct DriftEngine {
     client: Client,
-    /// Every ConfigHubRepository and Kustomization in scope, kept by watches: full passes read these
-    /// instead of listing the API every tick.
+    /// Every ConfigHubRepository in scope, kept by the source reconciler's watch (shared).
     repository_store: Store<ConfigHubRepository>,
+    /// Every Kustomization in scope, kept by the drift controller's own watch (set when it starts).
     kustomization_store: Store<DynamicObject>,
-    /// The stores' writers, taken by [`DriftEngine::run`], which drives them.
-    store_writers: Mutex<Option<StoreWriters>>,
     source: Arc<source::Context>,
     handles: DriftHandles,
     resources: Resources,
+    /// Desired objects per repository, reloaded when its artifact's digest changes.
     repos: RwLock<HashMap<RepoKey, Arc<Repo>>>,
-    /// Kustomization (namespace, name) → the repository whose ExternalArtifact it applies.
-    kustomizations: RwLock<HashMap<RepoKey, RepoKey>>,
     watched: Mutex<HashSet<(String, String, String)>>,
-    /// When each repository last had a full check.
-    last_full: Mutex<HashMap<RepoKey, std::time::Instant>>,
     /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
-    /// Records whose object the last pass found in no inventory.
-    missing: Mutex<HashSet<String>>,
+    /// Kustomization → records its last reconcile found in no inventory (ended when seen twice).
+    unmanaged: Mutex<HashMap<RepoKey, HashSet<String>>>,
     /// When a Flux reconcile was last requested to revert each active record.
     revert_requests: Mutex<HashMap<String, std::time::Instant>>,
     /// The managed kinds the engine cannot see or dry-run, and why.
     blindness: Mutex<Blindness>,
+    /// Kustomizations to reconcile now (a kind they apply can be seen again).
+    recheck: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    recheck_rx: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>>>,
+    /// The Kustomization store's writer, taken by [`DriftEngine::run`].
+    kustomization_writer: Mutex<Option<kube::runtime::reflector::store::Writer<DynamicObject>>>,
 }
 
 impl DriftEngine {
-    pub fn new(client: Client, source: Arc<source::Context>, handles: DriftHandles) -> Arc<Self> {
-        let repositories = reflector::store::Writer::default();
-        let kustomizations = reflector::store::Writer::new(kustomization_resource());
+    pub fn new(
+        client: Client,
+        source: Arc<source::Context>,
+        handles: DriftHandles,
+        repository_store: Store<ConfigHubRepository>,
+    ) -> Arc<Self> {
+        let writer = kube::runtime::reflector::store::Writer::new(kustomization_resource());
+        let (recheck, recheck_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
-            repository_store: repositories.as_reader(),
-            kustomization_store: kustomizations.as_reader(),
-            store_writers: Mutex::new(Some(StoreWriters {
-                repositories,
-                kustomizations,
-            })),
+            repository_store,
+            kustomization_store: writer.as_reader(),
             resources: Resources::new(client.clone()),
             client,
             source,
             handles,
             repos: RwLock::new(HashMap::new()),
-            kustomizations: RwLock::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
-            last_full: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
-            missing: Mutex::new(HashSet::new()),
+            unmanaged: Mutex::new(HashMap::new()),
             revert_requests: Mutex::new(HashMap::new()),
             blindness: Mutex::new(Blindness::default()),
+            recheck,
+            recheck_rx: Mutex::new(Some(recheck_rx)),
+            kustomization_writer: Mutex::new(Some(writer)),
         })
     }
 
-    /// Runs until `shutdown` resolves: Kustomizations and Flux's events are watched, every repository gets
-    /// a full check every `spec.interval`, and every repository on each analyze request.
-    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let Some(writers) = self
-            .store_writers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
-            tracing::error!("drift: the engine was started twice");
-            return;
-        };
-        tokio::spawn(Arc::clone(&self).watch_repositories(writers.repositories));
-        tokio::spawn(Arc::clone(&self).watch_kustomizations(writers.kustomizations));
+    /// Runs until `shutdown` resolves: the Kustomization controller, and the watch of Flux's events.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) {
         tokio::spawn(Arc::clone(&self).watch_flux_events());
-        let mut ticker = tokio::time::interval(TICK);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        // Full passes read the stores: wait for their first complete list, so a pass never judges from a
-        // half-filled store.
-        let ready = async {
-            let _ = self.repository_store.wait_until_ready().await;
-            let _ = self.kustomization_store.wait_until_ready().await;
-        };
-        tokio::pin!(ready);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = &mut ready => break,
-                _ = tokio::time::sleep(STORES_SLOW) => tracing::warn!(
-                    "drift: still waiting for the first list of ConfigHubRepositories and Kustomizations \
-                     (is Flux's Kustomization CRD installed, and may this controller list it?)"
-                ),
-            }
-        }
-        loop {
-            let everything = tokio::select! {
-                _ = &mut shutdown => return,
-                _ = ticker.tick() => false,
-                _ = self.handles.analyze.notified() => true,
-            };
-            if let Err(err) = Arc::clone(&self).full_check(everything).await {
-                tracing::warn!(error = %err, "drift: full check failed");
-            }
-            self.handles.metrics.passes.inc();
-        }
+        reconcile::run(self, shutdown).await;
     }
 
     /// `--watch-namespace`: the engine reads repositories, Kustomizations and events only there.
@@ -253,28 +213,15 @@ impl DriftEngine {
                 .set(0);
         }
         tracing::info!(%kind, "drift: {kind} can be seen again");
+        // Edits made while blind were never seen, and get and the dry run may work now too: every
+        // Kustomization applying the kind is reconciled again.
+        for ks in self.kustomizations_with_kind(kind) {
+            let _ = self.recheck.send(ks);
+        }
         for repo in self.repos_with_kind(kind) {
-            // Edits made while blind were never seen: the repository gets a full check at the next tick
-            // (which also shows whether get and the dry run work now).
-            let key = (
-                repo.chr.namespace().unwrap_or_default(),
-                repo.chr.name_any(),
-            );
-            self.last_full
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
             self.update_drifted_condition(&repo).await;
         }
         true
-    }
-
-    fn repo(&self, key: &RepoKey) -> Option<Arc<Repo>> {
-        self.repos
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
     }
 }
 

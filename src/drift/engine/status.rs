@@ -90,6 +90,30 @@ impl DriftEngine {
             .collect()
     }
 
+    /// Kustomizations of ours whose inventory has `kind`.
+    pub(super) fn kustomizations_with_kind(
+        &self,
+        kind: &KindId,
+    ) -> Vec<kube::runtime::reflector::ObjectRef<kube::api::DynamicObject>> {
+        self.kustomization_store
+            .state()
+            .iter()
+            .filter(|ks| {
+                let value = serde_json::to_value(&***ks).unwrap_or(Value::Null);
+                external_artifact_source(&value).is_some()
+                    && entries(&value)
+                        .iter()
+                        .any(|e| e.group == kind.group && e.kind == kind.kind)
+            })
+            .map(|ks| {
+                kube::runtime::reflector::ObjectRef::from_obj_with(
+                    &**ks,
+                    super::kustomization_resource(),
+                )
+            })
+            .collect()
+    }
+
     /// Repositories one of whose managed kinds is `kind`.
     pub(super) fn repos_with_kind(&self, kind: &KindId) -> Vec<std::sync::Arc<Repo>> {
         self.repos

@@ -1,76 +1,16 @@
-//! Watches: repositories and Kustomizations into the stores, and one watch per managed kind whose
-//! changes by anyone but kustomize-controller are compared at once.
+//! One watch per managed kind: a change by anyone but kustomize-controller is compared at once.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::{self};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
 use super::*;
 
 impl DriftEngine {
-    /// Keeps the repository store current (the source reconciler has its own).
-    pub(super) async fn watch_repositories(
-        self: Arc<Self>,
-        writer: reflector::store::Writer<ConfigHubRepository>,
-    ) {
-        let api: Api<ConfigHubRepository> = match self.watch_namespace() {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        };
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer);
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            if let Err(err) = event {
-                tracing::debug!(error = %err, "drift: ConfigHubRepository watch error; retrying");
-            }
-        }
-    }
-
-    /// Keeps the Kustomization store, the Kustomization → repository links and the per-kind watches
-    /// current as Flux applies new inventories, without comparing anything (that is what watches and
-    /// full checks are for).
-    pub(super) async fn watch_kustomizations(
-        self: Arc<Self>,
-        writer: reflector::store::Writer<DynamicObject>,
-    ) {
-        let api = self.kustomizations_api();
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer);
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            let ks = match event {
-                Ok(watcher::Event::Apply(ks) | watcher::Event::InitApply(ks)) => ks,
-                Ok(_) => continue,
-                Err(err) => {
-                    tracing::debug!(error = %err, "drift: Kustomization watch error; retrying");
-                    continue;
-                }
-            };
-            let value = serde_json::to_value(&ks).unwrap_or(Value::Null);
-            let Some(repo_key) = external_artifact_source(&value) else {
-                continue;
-            };
-            let ks_key = (ks.namespace().unwrap_or_default(), ks.name_any());
-            self.kustomizations
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(ks_key.clone(), repo_key.clone());
-            for entry in crate::drift::inventory::entries(&value) {
-                Arc::clone(&self).ensure_watch(&entry);
-            }
-            self.record_kustomization_readiness(&ks_key, &repo_key, &value)
-                .await;
-        }
-    }
-
     /// Starts a cluster-wide watch on the Flux-managed objects of `entry`'s kind, once per kind.
     pub(super) fn ensure_watch(self: Arc<Self>, entry: &InventoryEntry) {
         let key = (
@@ -172,16 +112,15 @@ impl DriftEngine {
             return;
         };
         let ks_key = (ks_ns.clone(), ks_name.clone());
+        let ks_ref = ObjectRef::new_with(ks_name, kustomization_resource()).within(ks_ns);
         let Some(repo_key) = self
-            .kustomizations
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ks_key)
-            .cloned()
+            .kustomization_store
+            .get(&ks_ref)
+            .and_then(|ks| external_artifact_source(&serde_json::to_value(&*ks).ok()?))
         else {
             return;
         };
-        let Some(repo) = self.repo(&repo_key) else {
+        let Ok(Some(repo)) = self.repo(&repo_key).await else {
             return;
         };
         let entry = InventoryEntry {
