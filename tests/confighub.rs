@@ -5,6 +5,8 @@
 #[path = "confighub/support.rs"]
 mod support;
 
+#[path = "confighub/auth.rs"]
+mod auth;
 #[path = "confighub/cli.rs"]
 mod cli;
 #[path = "confighub/client_ops.rs"]

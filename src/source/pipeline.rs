@@ -1,9 +1,7 @@
-//! One pass of the source pipeline for a ConfigHubRepository: token → fetch → build → store.
+//! One pass of the source pipeline for a ConfigHubRepository: credentials → fetch → build → store.
 //! Each step's failure is a [`Failure`] naming the step, so conditions can say what and where.
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
 
 use super::conditions::{FailedStep, Failure};
 use super::context::Context;
@@ -11,6 +9,8 @@ use super::fetch;
 use super::metrics::ObjectLabels;
 use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::{self, BuildContext, BuildError, BuiltArtifact, StoredArtifact};
+use crate::confighub::Credentials;
+use crate::connection::{self, AUTHENTICATION_FAILED, RepoCredentials};
 
 /// The kind folder under the storage root, as Flux lays storage out.
 pub const STORAGE_KIND: &str = "confighubrepository";
@@ -26,15 +26,35 @@ pub struct Produced {
 }
 
 pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produced, Failure> {
+    let credentials = read_credentials(chr, ctx).await?;
+    produce_with(chr, ctx, credentials.as_ref())
+        .await
+        .map_err(|mut failure| {
+            // Say which Secret and keys ConfigHub refused, so "the Secret is wrong" reads apart from
+            // "ConfigHub is down".
+            if failure.reason == AUTHENTICATION_FAILED {
+                failure.message = connection::refused(credentials.as_ref(), &failure.message);
+            }
+            failure
+        })
+}
+
+async fn produce_with(
+    chr: &ConfigHubRepository,
+    ctx: &Context,
+    credentials: Option<&RepoCredentials>,
+) -> Result<Produced, Failure> {
     let namespace = chr.namespace().unwrap_or_default();
     let name = chr.name_any();
-    let token = read_token(chr, ctx, &namespace).await?;
-    let client = ctx.confighub(&chr.spec.url, token).map_err(|e| Failure {
-        step: FailedStep::Fetch,
-        reason: "InvalidURL".into(),
-        message: e.to_string(),
-        stalled: true,
-    })?;
+    let credentials = credentials.map(|c| c.credentials.clone());
+    let client = ctx
+        .confighub(&chr.spec.url, credentials)
+        .map_err(|e| Failure {
+            step: FailedStep::Fetch,
+            reason: "InvalidURL".into(),
+            message: e.to_string(),
+            stalled: true,
+        })?;
 
     let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
     let space = match ctx.cached_space(origin, space_ref) {
@@ -187,60 +207,31 @@ fn list(names: &[String]) -> String {
     text
 }
 
-/// The ConfigHub token from the repository's Secret (`None` without `secretRef`).
+/// The credentials in the repository's Secret (`None` without `secretRef`): a static `token`, or
+/// `CONFIGHUB_WORKER_ID` + `CONFIGHUB_WORKER_SECRET`.
+pub async fn read_credentials(
+    chr: &ConfigHubRepository,
+    ctx: &Context,
+) -> Result<Option<RepoCredentials>, Failure> {
+    let namespace = chr.namespace().unwrap_or_default();
+    connection::read_credentials(&ctx.client, &namespace, chr.spec.secret_ref.as_ref())
+        .await
+        .map_err(|e| Failure {
+            step: FailedStep::Fetch,
+            reason: e.reason.into(),
+            message: e.message,
+            stalled: false,
+        })
+}
+
+/// The credentials in the repository's Secret, for [`Context::confighub`] (kept for the drift engine;
+/// [`read_credentials`] also says which Secret they came from).
 pub async fn read_token(
     chr: &ConfigHubRepository,
     ctx: &Context,
-    namespace: &str,
-) -> Result<Option<String>, Failure> {
-    let Some(secret_ref) = &chr.spec.secret_ref else {
-        return Ok(None);
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let fail = |reason: &str, message: String| Failure {
-        step: FailedStep::Fetch,
-        reason: reason.into(),
-        message,
-        stalled: false,
-    };
-    let secret = secrets
-        .get_opt(&secret_ref.name)
-        .await
-        .map_err(|e| {
-            fail(
-                "SecretReadFailed",
-                format!("reading Secret '{}': {e}", secret_ref.name),
-            )
-        })?
-        .ok_or_else(|| {
-            fail(
-                "SecretNotFound",
-                format!(
-                    "Secret '{}' not found in namespace '{namespace}'",
-                    secret_ref.name
-                ),
-            )
-        })?;
-    let token = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get("token"))
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(
-                "TokenMissing",
-                format!("Secret '{}' has no non-empty key 'token'", secret_ref.name),
-            )
-        })?;
-    Ok(Some(token))
+    _namespace: &str,
+) -> Result<Option<Credentials>, Failure> {
+    Ok(read_credentials(chr, ctx).await?.map(|c| c.credentials))
 }
 
 fn build_failure(err: BuildError) -> Failure {
