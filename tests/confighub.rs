@@ -15,6 +15,8 @@ mod client_ops;
 mod hostile;
 #[path = "confighub/import.rs"]
 mod import;
+#[path = "confighub/paging.rs"]
+mod paging;
 #[path = "confighub/retry.rs"]
 mod retry;
 #[path = "confighub/shapes.rs"]

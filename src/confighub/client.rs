@@ -21,6 +21,9 @@ use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
 use super::token::Token;
 use super::types::*;
 
+/// Response header carrying the token of a list's next page.
+pub const CONTINUE_HEADER: &str = "confighub-continue";
+
 /// The operation name of the worker token exchange (`POST {origin}/auth/worker`).
 pub const AUTH_WORKER_OPERATION: &str = "AuthWorker";
 
@@ -43,6 +46,10 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Data downloads in flight at once across the whole client.
     pub max_concurrent_downloads: usize,
+    /// Page size asked of Space and Unit lists (`limit`, at most 1000); `None` asks for everything
+    /// at once, as ConfigHub answers when no `limit` is sent. Either way every page is read, following
+    /// `ConfigHub-Continue` until the last.
+    pub page_size: Option<u32>,
     /// Largest response body read; a bigger one fails with [`Error::TooLarge`] instead of filling
     /// memory (a unit list of 100,000 units is ~35 MB; unit data is at most 64 MiB).
     pub max_response_bytes: usize,
@@ -57,6 +64,7 @@ impl Default for ClientOptions {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_concurrent_downloads: 8,
+            page_size: None,
             max_response_bytes: 256 * 1024 * 1024,
             user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -555,6 +563,48 @@ impl Client {
         decode(call.op, &raw)
     }
 
+    /// A whole list: every page, following `ConfigHub-Continue` (sent back as `continue`, the other
+    /// parameters unchanged) until a page comes without it. A page may be short or empty and still
+    /// have a next one; `null` reads as an empty page.
+    /// `sized` sends `ClientOptions::page_size` as `limit` (Space and Unit lists).
+    async fn fetch_list<T: DeserializeOwned>(
+        &self,
+        mut call: Call,
+        sized: bool,
+    ) -> Result<Vec<T>, Error> {
+        if let Some(size) = self.options.page_size.filter(|_| sized) {
+            call.query.push(("limit", size.clamp(1, 1000).to_string()));
+        }
+        let mut items = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let raw = self.execute(&call).await?;
+            let page: Option<Vec<T>> = decode(call.op, &raw)?;
+            items.extend(page.unwrap_or_default());
+            let Some(next) = raw
+                .headers
+                .get(CONTINUE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+            else {
+                return Ok(items);
+            };
+            // A server handing out the same token twice would page forever.
+            if !seen.insert(next.clone()) {
+                return Err(Error::Decode {
+                    operation: call.op,
+                    status: raw.status.as_u16(),
+                    message: "ConfigHub-Continue repeats an earlier page token".into(),
+                    request_id: raw.request_id.clone(),
+                });
+            }
+            call.query.retain(|(k, _)| *k != "continue");
+            call.query.push(("continue", next));
+        }
+    }
+
     /// `GET /info` (no token needed).
     pub async fn info(&self) -> Result<ApiInfo, Error> {
         self.fetch_json(&self.call("GetInfo", Method::GET, &["info"]))
@@ -573,7 +623,7 @@ impl Client {
         if let Some(w) = where_ {
             call.query.push(("where", w.to_string()));
         }
-        self.fetch_json(&call).await
+        self.fetch_list(call, true).await
     }
 
     /// `GET /space/{id}`.
@@ -619,7 +669,7 @@ impl Client {
         self.fetch_json(&call).await
     }
 
-    /// `GET /space/{id}/unit?where=…&select=…` (no pagination in the API).
+    /// `GET /space/{id}/unit?where=…&select=…`, every page.
     pub async fn list_units(
         &self,
         space_id: &str,
@@ -633,7 +683,7 @@ impl Client {
         if !select.is_empty() {
             call.query.push(("select", select.join(",")));
         }
-        let units: Vec<ExtendedUnit> = self.fetch_json(&call).await?;
+        let units: Vec<ExtendedUnit> = self.fetch_list(call, true).await?;
         Ok(units.into_iter().map(|u| u.unit).collect())
     }
 
@@ -820,7 +870,13 @@ impl Client {
         if let Some(o) = order_by {
             call.query.push(("order_by", o.to_string()));
         }
-        let revs: Vec<ExtendedRevision> = self.fetch_json(&call).await?;
+        // With a limit the caller asked for that many: one page. Without, every page.
+        let revs: Vec<ExtendedRevision> = if limit.is_some() {
+            let page: Option<Vec<ExtendedRevision>> = self.fetch_json(&call).await?;
+            page.unwrap_or_default()
+        } else {
+            self.fetch_list(call, false).await?
+        };
         Ok(revs.into_iter().map(|r| r.revision).collect())
     }
 
@@ -899,7 +955,7 @@ impl Client {
             Method::GET,
             &["space", space_id, "change_set"],
         );
-        let sets: Vec<ExtendedChangeSet> = self.fetch_json(&call).await?;
+        let sets: Vec<ExtendedChangeSet> = self.fetch_list(call, false).await?;
         Ok(sets.into_iter().map(|c| c.change_set).collect())
     }
 

@@ -11,7 +11,7 @@ pub mod types;
 pub mod where_expr;
 
 pub use auth::Credentials;
-pub(crate) use auth::base64url_encode;
+pub(crate) use auth::{base64url_decode, base64url_encode};
 pub use client::{
     AUTH_WORKER_OPERATION, Client, ClientOptions, ClientStats, DataDownload, DownloadRequest,
     RequestObserver, normalize_etag,
