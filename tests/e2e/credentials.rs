@@ -136,6 +136,10 @@ async fn worker_credentials_keep_working_through_many_token_lifetimes() {
         "{renewed} token exchanges in five token lifetimes"
     );
     assert!(edits >= 5, "{edits} edits");
+    eprintln!(
+        "worker credentials: {edits} edits, {reconciled} reconciles, {renewed} token exchanges in {:?} (token lifetime {TOKEN_TTL:?})",
+        started.elapsed()
+    );
 
     // …and none of them failed.
     let chr = wait_repository(&client, &ns, "rolling", "True", None, READY_TIMEOUT).await;
@@ -254,12 +258,10 @@ async fn wrong_worker_credentials_are_named_and_recover_when_fixed_in_place() {
         READY_TIMEOUT,
     )
     .await;
+    let message = condition(&chr, "Ready").unwrap().message;
     assert!(
-        !condition(&chr, "Ready")
-            .unwrap()
-            .message
-            .contains("refused"),
-        "not reported as refused credentials"
+        !message.contains("CONFIGHUB_WORKER") && !message.contains("Secret"),
+        "not reported as a credentials problem: {message}"
     );
     // Back up, it has forgotten the token it issued: the controller renews it on the 401 and the
     // reconcile succeeds.
