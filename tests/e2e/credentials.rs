@@ -132,7 +132,7 @@ async fn worker_credentials_keep_working_through_many_token_lifetimes() {
     );
     let renewed = metric(&after, exchanges) - metric(&before, exchanges);
     assert!(
-        renewed >= 4.0,
+        renewed >= 3.0,
         "{renewed} token exchanges in five token lifetimes"
     );
     assert!(edits >= 5, "{edits} edits");
