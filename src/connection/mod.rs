@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -27,6 +28,10 @@ pub const WORKER_SECRET_KEY: &str = "CONFIGHUB_WORKER_SECRET";
 
 /// Condition reason when the credentials are missing from the Secret or refused by ConfigHub.
 pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+
+/// A client unused this long is dropped (with its access token): credentials rotated away, or a
+/// repository deleted. One still in use is simply made again, at the cost of one token exchange.
+const IDLE_CLIENT: Duration = Duration::from_secs(3600);
 
 /// Credentials and the Secret they came from (for messages that say where to look).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +148,7 @@ pub async fn read_credentials(
 
 /// Clients per (origin, credentials fingerprint) and resolved spaces per (origin, space reference).
 pub struct Connections {
-    clients: Mutex<HashMap<(String, String), confighub::Client>>,
+    clients: Mutex<HashMap<(String, String), (confighub::Client, Instant)>>,
     spaces: Mutex<HashMap<(String, String), confighub::Space>>,
     observer: Option<Arc<dyn RequestObserver>>,
 }
@@ -160,7 +165,7 @@ impl Connections {
 
     /// The client for `origin` and `credentials`, reused across reconciles (and by the drift engine)
     /// so connections, counters and the access token carry over. The key holds a hash of the
-    /// credentials, never the credentials.
+    /// credentials, never the credentials. Clients unused for an hour are dropped.
     pub fn client(
         &self,
         origin: &str,
@@ -172,8 +177,11 @@ impl Connections {
                 .map(Credentials::fingerprint)
                 .unwrap_or_default(),
         );
+        let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = clients.get(&key) {
+        clients.retain(|_, (_, used)| now.duration_since(*used) < IDLE_CLIENT);
+        if let Some((client, used)) = clients.get_mut(&key) {
+            *used = now;
             return Ok(client.clone());
         }
         let mut client = confighub::Client::with_credentials(
@@ -184,7 +192,7 @@ impl Connections {
         if let Some(observer) = &self.observer {
             client = client.observed(Arc::clone(observer));
         }
-        clients.insert(key, client.clone());
+        clients.insert(key, (client.clone(), now));
         Ok(client)
     }
 
