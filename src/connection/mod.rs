@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::api::SecretReference;
+use crate::api::{ConfigHubRepository, SecretReference};
 use crate::confighub::{self, ClientOptions, Credentials, RequestObserver};
 
 /// Secret key of a static bearer token.
@@ -61,6 +61,53 @@ impl RepoCredentials {
 pub struct CredentialsError {
     pub reason: &'static str,
     pub message: String,
+}
+
+/// Why a repository could not be connected to ConfigHub: a condition reason, a message naming what
+/// to fix (never a secret), and whether retrying cannot help until the spec changes (Flux's Stalled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectError {
+    pub reason: &'static str,
+    pub message: String,
+    pub stalled: bool,
+}
+
+impl From<CredentialsError> for ConnectError {
+    fn from(e: CredentialsError) -> Self {
+        ConnectError {
+            reason: e.reason,
+            message: e.message,
+            stalled: false,
+        }
+    }
+}
+
+/// A repository connected to ConfigHub: its client (shared per credentials), its space, and where
+/// the credentials came from (for [`refused`] messages about later calls).
+#[derive(Clone, Debug)]
+pub struct Connected {
+    pub client: confighub::Client,
+    pub space: confighub::Space,
+    pub credentials: Option<RepoCredentials>,
+}
+
+/// The condition reason for a failed ConfigHub call, and whether it is stalled (retrying cannot help).
+/// Refused credentials are [`AUTHENTICATION_FAILED`]; ConfigHub unreachable, 5xx and timeouts are
+/// `ConfigHubUnavailable`.
+pub fn classify(err: &confighub::Error) -> (&'static str, bool) {
+    if err.is_unauthorized() {
+        (AUTHENTICATION_FAILED, false)
+    } else if err.is_forbidden() {
+        ("AccessDenied", false)
+    } else if err.is_not_found() {
+        ("NotFound", false)
+    } else if err.status() == Some(400) {
+        ("InvalidRequest", true)
+    } else if err.is_transient() || err.is_timeout() {
+        ("ConfigHubUnavailable", false)
+    } else {
+        ("FetchFailed", false)
+    }
 }
 
 /// The message of an `AuthenticationFailed` condition for a refusal by ConfigHub (`detail`), naming
@@ -211,6 +258,49 @@ impl Connections {
             Some(space) => spaces.insert(key, space),
             None => spaces.remove(&key),
         };
+    }
+
+    /// Connects `chr` to ConfigHub: reads its Secret, takes the client for its URL and credentials,
+    /// and resolves its space (once; the answer is remembered). Used by the source reconciler for
+    /// every reconcile and meant for every other ConfigHub caller (the drift engine), so they share
+    /// clients, access tokens and spaces.
+    pub async fn connect(
+        &self,
+        kube: &kube::Client,
+        chr: &ConfigHubRepository,
+    ) -> Result<Connected, ConnectError> {
+        let namespace = kube::ResourceExt::namespace(chr).unwrap_or_default();
+        let credentials = read_credentials(kube, &namespace, chr.spec.secret_ref.as_ref()).await?;
+        let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
+        let client = self
+            .client(origin, credentials.as_ref().map(|c| &c.credentials))
+            .map_err(|e| ConnectError {
+                reason: "InvalidURL",
+                message: e.to_string(),
+                stalled: true,
+            })?;
+        let space = self.space(&client, origin, space_ref).await.map_err(|e| {
+            let (reason, stalled) = classify(&e);
+            let mut message = format!("resolving space '{space_ref}': {e}");
+            let reason = if e.is_not_found() {
+                "SpaceNotFound"
+            } else {
+                reason
+            };
+            if reason == AUTHENTICATION_FAILED {
+                message = refused(credentials.as_ref(), &message);
+            }
+            ConnectError {
+                reason,
+                message,
+                stalled,
+            }
+        })?;
+        Ok(Connected {
+            client,
+            space,
+            credentials,
+        })
     }
 
     /// The space `space_ref` (slug or UUID) through `client`, from the cache when known.

@@ -10,7 +10,7 @@ use super::metrics::ObjectLabels;
 use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::{self, BuildContext, BuildError, BuiltArtifact, StoredArtifact};
 use crate::confighub::Credentials;
-use crate::connection::{self, AUTHENTICATION_FAILED, RepoCredentials};
+use crate::connection::{self, AUTHENTICATION_FAILED, ConnectError, Connected, RepoCredentials};
 
 /// The kind folder under the storage root, as Flux lays storage out.
 pub const STORAGE_KIND: &str = "confighubrepository";
@@ -26,8 +26,13 @@ pub struct Produced {
 }
 
 pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produced, Failure> {
-    let credentials = read_credentials(chr, ctx).await?;
-    produce_with(chr, ctx, credentials.as_ref())
+    let connected = ctx
+        .connections
+        .connect(&ctx.client, chr)
+        .await
+        .map_err(connect_failure)?;
+    let credentials = connected.credentials.clone();
+    produce_with(chr, ctx, connected)
         .await
         .map_err(|mut failure| {
             // Say which Secret and keys ConfigHub refused, so "the Secret is wrong" reads apart from
@@ -39,32 +44,23 @@ pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produce
         })
 }
 
+fn connect_failure(e: ConnectError) -> Failure {
+    Failure {
+        step: FailedStep::Fetch,
+        reason: e.reason.into(),
+        message: e.message,
+        stalled: e.stalled,
+    }
+}
+
 async fn produce_with(
     chr: &ConfigHubRepository,
     ctx: &Context,
-    credentials: Option<&RepoCredentials>,
+    Connected { client, space, .. }: Connected,
 ) -> Result<Produced, Failure> {
     let namespace = chr.namespace().unwrap_or_default();
     let name = chr.name_any();
-    let credentials = credentials.map(|c| c.credentials.clone());
-    let client = ctx
-        .confighub(&chr.spec.url, credentials)
-        .map_err(|e| Failure {
-            step: FailedStep::Fetch,
-            reason: "InvalidURL".into(),
-            message: e.to_string(),
-            stalled: true,
-        })?;
-
     let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
-    let space = match ctx.cached_space(origin, space_ref) {
-        Some(space) => space,
-        None => {
-            let space = fetch::resolve_space(&client, space_ref).await?;
-            ctx.remember_space(origin, space_ref, Some(space.clone()));
-            space
-        }
-    };
     let fetched = fetch::fetch(
         &client,
         &ctx.cache,
@@ -74,7 +70,8 @@ async fn produce_with(
     )
     .await
     .inspect_err(|failure| {
-        if failure.reason == "SpaceNotFound" {
+        // A space deleted (or re-created under a new ID) since it was resolved: resolve it again.
+        if failure.reason == "NotFound" {
             ctx.remember_space(origin, space_ref, None);
         }
     })?;
@@ -216,12 +213,7 @@ pub async fn read_credentials(
     let namespace = chr.namespace().unwrap_or_default();
     connection::read_credentials(&ctx.client, &namespace, chr.spec.secret_ref.as_ref())
         .await
-        .map_err(|e| Failure {
-            step: FailedStep::Fetch,
-            reason: e.reason.into(),
-            message: e.message,
-            stalled: false,
-        })
+        .map_err(|e| connect_failure(e.into()))
 }
 
 /// The credentials in the repository's Secret, for [`Context::confighub`] (kept for the drift engine;

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use confighub_source_controller::api::ConfigHubRepository;
+use confighub_source_controller::connection::Connections;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -278,4 +279,64 @@ async fn wrong_worker_credentials_are_named_and_recover_when_fixed_in_place() {
         !log.contains(&wrong) && !log.contains(&right),
         "secrets never logged"
     );
+}
+
+/// The connection module as another caller (the drift engine) uses it: one call gives the client and
+/// the space; callers with the same credentials share the client and its access token; a Secret
+/// rotated in place is picked up by the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_serve_any_caller_with_shared_clients_and_rotated_secrets() {
+    controller();
+    let client = client().await;
+    let ns = namespace(&client, "cred-conn").await;
+    let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+    let right = format!("right-{}", uuid::Uuid::new_v4().simple());
+    let mut hub = TestHub::start_with(vec![(worker_id.clone(), right.clone())], None).await;
+    hub.space("shared").await;
+    secret(&client, &ns, "worker", worker_keys(&worker_id, &right)).await;
+    let chr: ConfigHubRepository = serde_json::from_value(json!({
+        "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
+        "metadata": {"name": "shared", "namespace": ns},
+        "spec": {"url": hub.url, "space": "shared", "interval": "1m", "secretRef": {"name": "worker"}}
+    }))
+    .unwrap();
+
+    let connections = Connections::new(None);
+    let first = connections.connect(&client, &chr).await.unwrap();
+    assert_eq!(first.space.slug, "shared");
+    let second = connections.connect(&client, &chr).await.unwrap();
+    second.client.me().await.unwrap();
+    let stats = first.client.stats();
+    assert_eq!(
+        (stats.token_exchanges, stats.requests),
+        (1, 3),
+        "one exchange, one space lookup and one call, shared by both callers"
+    );
+
+    // Rotated in place to a wrong secret: a fresh connection is refused, naming the Secret's key.
+    let wrong = format!("wrong-{}", uuid::Uuid::new_v4().simple());
+    secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
+    let err = Connections::new(None)
+        .connect(&client, &chr)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "AuthenticationFailed");
+    assert!(
+        err.message.contains("'worker'") && err.message.contains("CONFIGHUB_WORKER_SECRET"),
+        "{}",
+        err.message
+    );
+    assert!(!err.message.contains(&wrong));
+    // The long-lived connections pick up the rotation at their next use too (the space is cached,
+    // so the refusal comes from the first call).
+    let rotated = connections.connect(&client, &chr).await.unwrap();
+    assert!(
+        rotated
+            .client
+            .me()
+            .await
+            .unwrap_err()
+            .is_credentials_rejected()
+    );
+    hub.stop().await;
 }
