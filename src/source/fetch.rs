@@ -43,6 +43,18 @@ pub fn fetch_failure(what: &str, err: &confighub::Error) -> Failure {
     }
 }
 
+/// Resolves a space slug or UUID (one request). The reconciler goes through
+/// `connection::Connections::connect`, which remembers the answer; benchmarks call this directly.
+pub async fn resolve_space(client: &confighub::Client, space_ref: &str) -> Result<Space, Failure> {
+    client.resolve_space(space_ref).await.map_err(|e| {
+        let mut f = fetch_failure(&format!("resolving space '{space_ref}'"), &e);
+        if e.is_not_found() {
+            f.reason = "SpaceNotFound".into();
+        }
+        f
+    })
+}
+
 /// Lists the units of `space` matching `where_` (one request) and gets their data at the revision `mode`
 /// asks for, from the cache when possible. An unchanged space costs that one request and no downloads.
 pub async fn fetch(
