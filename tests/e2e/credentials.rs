@@ -157,6 +157,15 @@ async fn worker_credentials_keep_working_through_many_token_lifetimes() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // Every request the controller made so far is counted by operation; none replaced a whole unit
+    // (writes of existing units are merge patches).
+    assert!(
+        after.contains("confighub_client_requests_total{operation=\"ListUnits\",code=\"200\"}")
+    );
+    assert!(
+        !after.contains("operation=\"UpdateUnit\""),
+        "no PUT of a unit"
+    );
     let events = events_of(&ns);
     assert!(events.contains("NewArtifact"), "the events were read");
     assert!(
