@@ -11,6 +11,7 @@ pub mod artifact;
 pub mod atomic_file;
 pub mod cli;
 pub mod confighub;
+pub mod connection;
 pub mod drift;
 pub mod http;
 pub mod hub;

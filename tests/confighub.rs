@@ -5,6 +5,8 @@
 #[path = "confighub/support.rs"]
 mod support;
 
+#[path = "confighub/auth.rs"]
+mod auth;
 #[path = "confighub/cli.rs"]
 mod cli;
 #[path = "confighub/client_ops.rs"]
@@ -13,6 +15,8 @@ mod client_ops;
 mod hostile;
 #[path = "confighub/import.rs"]
 mod import;
+#[path = "confighub/paging.rs"]
+mod paging;
 #[path = "confighub/retry.rs"]
 mod retry;
 #[path = "confighub/shapes.rs"]

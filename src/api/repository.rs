@@ -52,7 +52,9 @@ pub struct ConfigHubRepositorySpec {
     #[serde(default)]
     pub revision: RevisionMode,
 
-    /// Secret in the same namespace holding the ConfigHub token under key `token`.
+    /// Secret in the same namespace holding the ConfigHub credentials: key `token` (a static bearer
+    /// token), or keys `CONFIGHUB_WORKER_ID` and `CONFIGHUB_WORKER_SECRET` (a worker's credentials,
+    /// exchanged for access tokens that are renewed before they expire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 

@@ -15,10 +15,24 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
+use super::auth::{Access, Credentials, TokenSource, scrub};
 use super::error::Error;
 use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
 use super::token::Token;
 use super::types::*;
+
+/// Response header carrying the token of a list's next page.
+pub const CONTINUE_HEADER: &str = "confighub-continue";
+
+/// The operation name of the worker token exchange (`POST {origin}/auth/worker`).
+pub const AUTH_WORKER_OPERATION: &str = "AuthWorker";
+
+/// Sees every HTTP attempt a client makes: its operation (`"ListUnits"`, `"AuthWorker"`…) and the
+/// status code, or `"error"` when no response arrived. The controller counts them in
+/// `confighub_client_requests_total{operation,code}`.
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, operation: &'static str, code: &str);
+}
 
 /// Tunables of a [`Client`].
 #[derive(Clone, Debug)]
@@ -32,6 +46,10 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Data downloads in flight at once across the whole client.
     pub max_concurrent_downloads: usize,
+    /// Page size asked of Space and Unit lists (`limit`, at most 1000); `None` asks for everything
+    /// at once, as ConfigHub answers when no `limit` is sent. Either way every page is read, following
+    /// `ConfigHub-Continue` until the last.
+    pub page_size: Option<u32>,
     /// Largest response body read; a bigger one fails with [`Error::TooLarge`] instead of filling
     /// memory (a unit list of 100,000 units is ~35 MB; unit data is at most 64 MiB).
     pub max_response_bytes: usize,
@@ -46,6 +64,7 @@ impl Default for ClientOptions {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_concurrent_downloads: 8,
+            page_size: None,
             max_response_bytes: 256 * 1024 * 1024,
             user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -59,12 +78,15 @@ pub struct ClientStats {
     pub requests: u64,
     /// Response body bytes received.
     pub bytes_downloaded: u64,
+    /// Worker credentials exchanged for an access token (`POST /auth/worker` answered 200).
+    pub token_exchanges: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
     bytes_downloaded: AtomicU64,
+    token_exchanges: AtomicU64,
 }
 
 /// Result of a conditional data download.
@@ -88,7 +110,10 @@ pub struct DownloadRequest {
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: Option<Token>,
+    /// `{origin}/auth/worker`, where worker credentials are exchanged.
+    auth_url: Url,
+    auth: Option<Arc<TokenSource>>,
+    observer: Option<Arc<dyn RequestObserver>>,
     options: ClientOptions,
     retry: RetryPolicy,
     counters: Arc<Counters>,
@@ -99,7 +124,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.base.as_str())
-            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("credentials", &self.auth.as_ref().map(|a| &a.credentials))
             .field("options", &self.options)
             .finish()
     }
@@ -109,6 +134,8 @@ impl fmt::Debug for Client {
 struct Call {
     op: &'static str,
     method: Method,
+    /// Whether repeating the request is harmless, so 5xx and cut connections may be retried.
+    idempotent: bool,
     url: Url,
     query: Vec<(&'static str, String)>,
     headers: Vec<(reqwest::header::HeaderName, String)>,
@@ -175,7 +202,20 @@ fn quoted(etag: &str) -> String {
 
 impl Client {
     /// `origin` is the server without `/api` (as in `CONFIGHUB_URL`); the client appends `/api`.
+    /// `token` is a static bearer token (an empty one is the same as none).
     pub fn new(origin: &str, token: Option<String>, options: ClientOptions) -> Result<Self, Error> {
+        let credentials = token.filter(|t| !t.is_empty()).map(Credentials::token);
+        Self::with_credentials(origin, credentials, options)
+    }
+
+    /// Like [`Client::new`], with a static token or worker credentials (exchanged at
+    /// `POST {origin}/auth/worker` for access tokens, which the client renews before they expire and
+    /// once on a 401).
+    pub fn with_credentials(
+        origin: &str,
+        credentials: Option<Credentials>,
+        options: ClientOptions,
+    ) -> Result<Self, Error> {
         let mut base = Url::parse(origin.trim())
             .map_err(|e| Error::Invalid(format!("ConfigHub URL {origin:?}: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
@@ -185,8 +225,10 @@ impl Client {
         }
         base.set_query(None);
         base.set_fragment(None);
-        let path = format!("{}/api", base.path().trim_end_matches('/'));
-        base.set_path(&path);
+        let origin_path = base.path().trim_end_matches('/').to_string();
+        let mut auth_url = base.clone();
+        auth_url.set_path(&format!("{origin_path}/auth/worker"));
+        base.set_path(&format!("{origin_path}/api"));
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
@@ -201,7 +243,9 @@ impl Client {
         Ok(Self {
             http,
             base,
-            token: token.filter(|t| !t.is_empty()).map(Token::new),
+            auth_url,
+            auth: credentials.map(|c| Arc::new(TokenSource::new(c))),
+            observer: None,
             downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             options,
             retry,
@@ -214,10 +258,17 @@ impl Client {
         &self.base
     }
 
+    /// Reports every HTTP attempt of this client (and its clones made afterwards) to `observer`.
+    pub fn observed(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     pub fn stats(&self) -> ClientStats {
         ClientStats {
             requests: self.counters.requests.load(Ordering::Relaxed),
             bytes_downloaded: self.counters.bytes_downloaded.load(Ordering::Relaxed),
+            token_exchanges: self.counters.token_exchanges.load(Ordering::Relaxed),
         }
     }
 
@@ -232,6 +283,7 @@ impl Client {
     fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
         Call {
             op,
+            idempotent: method != Method::POST,
             method,
             url: self.url(segments),
             query: Vec::new(),
@@ -246,16 +298,157 @@ impl Client {
             .map_err(|e| Error::Invalid(format!("{op}: encoding request: {e}")))
     }
 
-    /// Sends `call`, retrying what may succeed on a second try, and reads the whole body.
+    /// Sends `call` with the current bearer token. A 401 for a renewable (worker) token renews it
+    /// and sends the call once more; a second 401 is the caller's.
     async fn execute(&self, call: &Call) -> Result<Raw, Error> {
+        let bearer = self.bearer().await?;
+        let result = self.execute_with(call, bearer.as_ref()).await;
+        match (&result, &self.auth, &bearer) {
+            (Err(e), Some(auth), Some(sent))
+                if e.is_unauthorized() && auth.credentials.is_renewable() =>
+            {
+                tracing::debug!(
+                    op = call.op,
+                    "ConfigHub refused the access token; renewing it once"
+                );
+                self.forget_token(sent).await;
+                let renewed = self.bearer().await?;
+                self.execute_with(call, renewed.as_ref()).await
+            }
+            _ => result,
+        }
+    }
+
+    /// The token to send: the static one, or the cached access token, renewed when due.
+    async fn bearer(&self) -> Result<Option<Token>, Error> {
+        let Some(auth) = &self.auth else {
+            return Ok(None);
+        };
+        let (id, secret) = match &auth.credentials {
+            Credentials::Token(token) => return Ok(Some(token.clone())),
+            Credentials::Worker { id, secret } => (id, secret),
+        };
+        // One exchange at a time per credentials: concurrent calls wait for it and share its token.
+        let mut cached = auth.cached.lock().await;
+        let now = std::time::Instant::now();
+        if let Some(access) = cached.as_ref().filter(|a| !a.due(now)) {
+            return Ok(Some(access.token.clone()));
+        }
+        match self.exchange(id, secret).await {
+            Ok(access) => {
+                let token = access.token.clone();
+                *cached = Some(access);
+                Ok(Some(token))
+            }
+            // Renewing early failed, but the old token is still good: keep using it until it expires
+            // (or is refused), so a short outage of the exchange costs nothing.
+            Err(err) if !err.is_unauthorized() => match cached.as_ref() {
+                Some(old) if !old.expired(now) => {
+                    tracing::debug!(error = %err, "renewing the ConfigHub access token failed; the current one is still valid");
+                    Ok(Some(old.token.clone()))
+                }
+                _ => Err(err),
+            },
+            Err(err) => {
+                *cached = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops the cached access token if it is still `refused` (a concurrent call may have renewed it).
+    async fn forget_token(&self, refused: &Token) {
+        if let Some(auth) = &self.auth {
+            let mut cached = auth.cached.lock().await;
+            if cached.as_ref().is_some_and(|a| &a.token == refused) {
+                *cached = None;
+            }
+        }
+    }
+
+    /// `POST {origin}/auth/worker` with `{"worker_id","worker_secret"}`: a new access token.
+    async fn exchange(&self, id: &str, secret: &Token) -> Result<Access, Error> {
+        let op = AUTH_WORKER_OPERATION;
+        let body = serde_json::json!({"worker_id": id, "worker_secret": secret.expose()});
+        let call = Call {
+            op,
+            method: Method::POST,
+            // Exchanging twice only issues two tokens.
+            idempotent: true,
+            url: self.auth_url.clone(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Some(("application/json", Self::json_body(op, &body)?)),
+        };
+        let raw = match self.execute_with(&call, None).await {
+            Ok(raw) => raw,
+            Err(Error::Api {
+                status,
+                code,
+                message,
+                request_id,
+                ..
+            }) if matches!(status, 400 | 401 | 403) => {
+                return Err(Error::CredentialsRejected {
+                    worker_id: id.to_string(),
+                    status,
+                    code,
+                    message: scrub(&message, secret.expose()),
+                    request_id,
+                });
+            }
+            Err(Error::Api {
+                operation,
+                status,
+                code,
+                message,
+                request_id,
+            }) => {
+                return Err(Error::Api {
+                    operation,
+                    status,
+                    code,
+                    message: scrub(&message, secret.expose()),
+                    request_id,
+                });
+            }
+            Err(err) => return Err(err),
+        };
+        let session: AuthSession = decode(op, &raw)?;
+        if session.access_token.is_empty() {
+            return Err(Error::Decode {
+                operation: op,
+                status: raw.status.as_u16(),
+                message: "no access_token in the answer".into(),
+                request_id: raw.request_id.clone(),
+            });
+        }
+        self.counters
+            .token_exchanges
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Access::new(
+            Token::new(session.access_token),
+            session.expires_in,
+            std::time::Instant::now(),
+        ))
+    }
+
+    fn observe(&self, op: &'static str, code: &str) {
+        if let Some(observer) = &self.observer {
+            observer.observe(op, code);
+        }
+    }
+
+    /// Sends `call` with `bearer`, retrying what may succeed on a second try, and reads the whole body.
+    async fn execute_with(&self, call: &Call, bearer: Option<&Token>) -> Result<Raw, Error> {
         // POST is not idempotent: a retry after the server may have acted could create twice.
-        let idempotent = call.method != Method::POST;
+        let idempotent = call.idempotent;
         let mut attempt = 0u32;
         loop {
             let mut req = self
                 .http
                 .request(call.method.clone(), with_query(&call.url, &call.query));
-            if let Some(token) = &self.token {
+            if let Some(token) = bearer {
                 req = req.bearer_auth(token.expose());
             }
             for (name, value) in &call.headers {
@@ -276,6 +469,10 @@ impl Client {
                 }
                 Err(e) => Err(e),
             };
+            match &outcome {
+                Ok((status, _, _)) => self.observe(call.op, status.as_str()),
+                Err(_) => self.observe(call.op, "error"),
+            }
             let can_retry = attempt < self.retry.max_retries;
             match outcome {
                 Ok((status, headers, None)) => {
@@ -366,6 +563,48 @@ impl Client {
         decode(call.op, &raw)
     }
 
+    /// A whole list: every page, following `ConfigHub-Continue` (sent back as `continue`, the other
+    /// parameters unchanged) until a page comes without it. A page may be short or empty and still
+    /// have a next one; `null` reads as an empty page.
+    /// `sized` sends `ClientOptions::page_size` as `limit` (Space and Unit lists).
+    async fn fetch_list<T: DeserializeOwned>(
+        &self,
+        mut call: Call,
+        sized: bool,
+    ) -> Result<Vec<T>, Error> {
+        if let Some(size) = self.options.page_size.filter(|_| sized) {
+            call.query.push(("limit", size.clamp(1, 1000).to_string()));
+        }
+        let mut items = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let raw = self.execute(&call).await?;
+            let page: Option<Vec<T>> = decode(call.op, &raw)?;
+            items.extend(page.unwrap_or_default());
+            let Some(next) = raw
+                .headers
+                .get(CONTINUE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+            else {
+                return Ok(items);
+            };
+            // A server handing out the same token twice would page forever.
+            if !seen.insert(next.clone()) {
+                return Err(Error::Decode {
+                    operation: call.op,
+                    status: raw.status.as_u16(),
+                    message: "ConfigHub-Continue repeats an earlier page token".into(),
+                    request_id: raw.request_id.clone(),
+                });
+            }
+            call.query.retain(|(k, _)| *k != "continue");
+            call.query.push(("continue", next));
+        }
+    }
+
     /// `GET /info` (no token needed).
     pub async fn info(&self) -> Result<ApiInfo, Error> {
         self.fetch_json(&self.call("GetInfo", Method::GET, &["info"]))
@@ -384,7 +623,7 @@ impl Client {
         if let Some(w) = where_ {
             call.query.push(("where", w.to_string()));
         }
-        self.fetch_json(&call).await
+        self.fetch_list(call, true).await
     }
 
     /// `GET /space/{id}`.
@@ -430,7 +669,7 @@ impl Client {
         self.fetch_json(&call).await
     }
 
-    /// `GET /space/{id}/unit?where=…&select=…` (no pagination in the API).
+    /// `GET /space/{id}/unit?where=…&select=…`, every page.
     pub async fn list_units(
         &self,
         space_id: &str,
@@ -444,7 +683,7 @@ impl Client {
         if !select.is_empty() {
             call.query.push(("select", select.join(",")));
         }
-        let units: Vec<ExtendedUnit> = self.fetch_json(&call).await?;
+        let units: Vec<ExtendedUnit> = self.fetch_list(call, true).await?;
         Ok(units.into_iter().map(|u| u.unit).collect())
     }
 
@@ -631,7 +870,13 @@ impl Client {
         if let Some(o) = order_by {
             call.query.push(("order_by", o.to_string()));
         }
-        let revs: Vec<ExtendedRevision> = self.fetch_json(&call).await?;
+        // With a limit the caller asked for that many: one page. Without, every page.
+        let revs: Vec<ExtendedRevision> = if limit.is_some() {
+            let page: Option<Vec<ExtendedRevision>> = self.fetch_json(&call).await?;
+            page.unwrap_or_default()
+        } else {
+            self.fetch_list(call, false).await?
+        };
         Ok(revs.into_iter().map(|r| r.revision).collect())
     }
 
@@ -710,7 +955,7 @@ impl Client {
             Method::GET,
             &["space", space_id, "change_set"],
         );
-        let sets: Vec<ExtendedChangeSet> = self.fetch_json(&call).await?;
+        let sets: Vec<ExtendedChangeSet> = self.fetch_list(call, false).await?;
         Ok(sets.into_iter().map(|c| c.change_set).collect())
     }
 

@@ -18,6 +18,16 @@ pub enum Error {
         message: String,
         request_id: Option<String>,
     },
+    /// `POST /auth/worker` refused the worker credentials (400, 401 or 403): the worker ID or its
+    /// secret is wrong, revoked or not allowed. Retrying with the same credentials cannot help.
+    #[error("{AUTH}: ConfigHub refused the credentials of worker {worker_id:?} (HTTP {status}, request id {}): {message}", request_id.as_deref().unwrap_or("none"), AUTH = super::AUTH_WORKER_OPERATION)]
+    CredentialsRejected {
+        worker_id: String,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
     /// The call did not finish within the configured timeout.
     #[error("{operation}: timed out after {timeout:?}")]
     Timeout {
@@ -68,6 +78,7 @@ impl Error {
             | Error::Decode { operation, .. }
             | Error::TooLarge { operation, .. }
             | Error::NotFound { operation, .. } => Some(operation),
+            Error::CredentialsRejected { .. } => Some(super::AUTH_WORKER_OPERATION),
             Error::Invalid(_) => None,
         }
     }
@@ -76,6 +87,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. }
+            | Error::CredentialsRejected { status, .. }
             | Error::Decode { status, .. }
             | Error::TooLarge { status, .. } => Some(*status),
             Error::NotFound { .. } => Some(404),
@@ -87,6 +99,7 @@ impl Error {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Api { request_id, .. }
+            | Error::CredentialsRejected { request_id, .. }
             | Error::Decode { request_id, .. }
             | Error::TooLarge { request_id, .. } => request_id.as_deref(),
             _ => None,
@@ -97,8 +110,14 @@ impl Error {
         matches!(self, Error::NotFound { .. }) || self.api_status() == Some(404)
     }
 
+    /// ConfigHub refused the credentials: a 401 from the API, or any refusal of the worker exchange.
     pub fn is_unauthorized(&self) -> bool {
-        self.api_status() == Some(401)
+        self.api_status() == Some(401) || self.is_credentials_rejected()
+    }
+
+    /// `POST /auth/worker` refused the worker ID or secret.
+    pub fn is_credentials_rejected(&self) -> bool {
+        matches!(self, Error::CredentialsRejected { .. })
     }
 
     pub fn is_forbidden(&self) -> bool {
@@ -135,6 +154,7 @@ impl Error {
                 400..=499 => "client_error",
                 _ => "server_error",
             },
+            Error::CredentialsRejected { .. } => "unauthorized",
             Error::Timeout { .. } => "timeout",
             Error::Transport { .. } => "transport",
             Error::Decode { .. } => "decode",

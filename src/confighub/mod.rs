@@ -2,6 +2,7 @@
 //! Units carry no data, config moves through `…/data` with `ETag`/`If-None-Match`/`If-Match`, and
 //! every error keeps ConfigHub's `Code`, `Message` and `X-Request-Id`.
 
+mod auth;
 mod client;
 mod error;
 pub mod retry;
@@ -9,8 +10,11 @@ mod token;
 pub mod types;
 pub mod where_expr;
 
+pub use auth::Credentials;
+pub(crate) use auth::{base64url_decode, base64url_encode};
 pub use client::{
-    Client, ClientOptions, ClientStats, DataDownload, DownloadRequest, normalize_etag,
+    AUTH_WORKER_OPERATION, Client, ClientOptions, ClientStats, DataDownload, DownloadRequest,
+    RequestObserver, normalize_etag,
 };
 pub use error::Error;
 pub use token::Token;

@@ -283,6 +283,29 @@ pub struct StandardErrorResponse {
     pub message: String,
 }
 
+/// The answer of `POST {origin}/auth/worker` (snake_case, unlike the `/api` entities). Clients use
+/// `access_token` and `organization_id`; `expires_in` (seconds) is read when a server sends it,
+/// otherwise the token's JWT `exp` says when it expires. `Debug` hides the token.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSession {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub organization_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("access_token", &"***")
+            .field("organization_id", &self.organization_id)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// Body of `POST /space` (only the writable fields, so no empty IDs are sent).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -35,9 +35,51 @@ pub struct ServeArgs {
     /// Directory holding the hub's SQLite database (created if missing).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Bearer token clients must send.
+    /// Bearer token clients may send (never expires).
     #[arg(long, env = "CONFIGHUB_TOKEN", hide_env_values = true)]
     pub token: Option<Token>,
+    /// Worker credentials `ID=SECRET` accepted at `POST /auth/worker` (repeatable).
+    #[arg(long = "worker", value_name = "ID=SECRET")]
+    pub workers: Vec<WorkerArg>,
+    /// Lifetime of the access tokens issued to workers, e.g. `30s` or `1h` (default: until the hub
+    /// stops). An expired token gets 401.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub token_ttl: Option<std::time::Duration>,
+}
+
+/// `--worker ID=SECRET`; `Debug` shows the ID only.
+#[derive(Clone)]
+pub struct WorkerArg {
+    pub id: String,
+    pub secret: Token,
+}
+
+impl std::fmt::Debug for WorkerArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerArg({}=***)", self.id)
+    }
+}
+
+impl std::str::FromStr for WorkerArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((id, secret)) if !id.trim().is_empty() && !secret.is_empty() => Ok(WorkerArg {
+                id: id.trim().to_string(),
+                secret: Token::new(secret),
+            }),
+            _ => Err("expected ID=SECRET with both parts non-empty".into()),
+        }
+    }
+}
+
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let ttl = crate::source::duration::parse_duration(text)?;
+    if ttl < std::time::Duration::from_secs(1) {
+        return Err(format!("token lifetime {text:?} is shorter than 1s"));
+    }
+    Ok(ttl)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -83,13 +125,17 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args
         .data
         .ok_or_else(|| anyhow::anyhow!("--data <dir> is required"))?;
-    let token = args
-        .token
-        .ok_or_else(|| anyhow::anyhow!("a token is required (--token or CONFIGHUB_TOKEN)"))?;
+    if args.token.is_none() && args.workers.is_empty() {
+        anyhow::bail!(
+            "a token (--token or CONFIGHUB_TOKEN) or a worker (--worker ID=SECRET) is required"
+        );
+    }
     let addr = crate::cli::parse_listen_addr(&args.addr).map_err(anyhow::Error::msg)?;
     let hub = Hub::open(HubConfig {
         data_dir,
-        tokens: vec![token.expose().to_string()],
+        tokens: args.token.iter().map(|t| t.expose().to_string()).collect(),
+        workers: args.workers.into_iter().map(|w| (w.id, w.secret)).collect(),
+        token_ttl: args.token_ttl,
     })?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

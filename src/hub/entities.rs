@@ -109,6 +109,60 @@ pub(crate) fn filtered<T: Serialize>(
     Ok((out, named))
 }
 
+/// Response header naming the next page; absent on the last one.
+pub(crate) const CONTINUE_HEADER: &str = "confighub-continue";
+
+/// Applies `limit` (at most 1000; 0 or absent: everything) and `continue` (the token of the previous
+/// page) to a filtered list, as ConfigHub pages every List (`shared/confighub-api-more.md` §2). Returns
+/// the page and the token of the next one, if any. Tokens are opaque to clients.
+pub(crate) fn page(
+    values: Vec<Value>,
+    query: &HashMap<String, String>,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let limit = match query
+        .get("limit")
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+    {
+        Some(l) => {
+            let n: usize = l
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?;
+            if n > 1000 {
+                return Err(ApiError::bad_request("limit must be at most 1000"));
+            }
+            (n > 0).then_some(n)
+        }
+        None => None,
+    };
+    let start = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => crate::confighub::base64url_decode(token)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.strip_prefix("offset:")?.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::bad_request("invalid continue token"))?,
+        None => 0,
+    };
+    let rest: Vec<Value> = values.into_iter().skip(start).collect();
+    match limit {
+        Some(n) if rest.len() > n => {
+            let next =
+                crate::confighub::base64url_encode(format!("offset:{}", start + n).as_bytes());
+            Ok((rest.into_iter().take(n).collect(), Some(next)))
+        }
+        _ => Ok((rest, None)),
+    }
+}
+
+/// A list response: the JSON array, and `ConfigHub-Continue` when there is a next page.
+pub(crate) fn list_response(items: Vec<Value>, next: Option<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = Json(Value::Array(items)).into_response();
+    if let Some(next) = next.and_then(|n| axum::http::HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(CONTINUE_HEADER, next);
+    }
+    response
+}
+
 /// Applies `select=A,B`: keeps those fields, the IDs in `always`, and the attributes `where` named.
 pub(crate) fn select(
     values: &mut [Value],
@@ -141,7 +195,7 @@ pub(crate) fn select(
 pub async fn list_spaces(
     State(hub): State<Hub>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let spaces = hub.db(|tx, _| store::list_spaces(tx)).await?;
     let (mut values, named) = filtered(spaces, &q, SPACE_SCHEMA)?;
     let known = serde_json::to_value(Space::default())?;
@@ -152,9 +206,11 @@ pub async fn list_spaces(
         &["SpaceID", "OrganizationID", "Slug"],
         &named,
     )?;
-    Ok(Json(Value::Array(
+    let (values, next) = page(values, &q)?;
+    Ok(list_response(
         values.into_iter().map(|s| json!({"Space": s})).collect(),
-    )))
+        next,
+    ))
 }
 
 pub async fn get_space(

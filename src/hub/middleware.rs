@@ -1,4 +1,5 @@
-//! Cross-cutting behaviour of every hub response: bearer auth (all routes but `GET /api/info`),
+//! Cross-cutting behaviour of every hub response: bearer auth (all routes but `GET /api/info` and
+//! `POST /auth/worker`),
 //! `X-Request-Id` and `ConfigHub-Version` headers, and rewriting framework-generated errors (bad
 //! query strings, oversized bodies, unknown methods) into the documented JSON error body.
 
@@ -20,7 +21,7 @@ pub async fn api_layer(State(hub): State<Hub>, req: Request, next: Next) -> Resp
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let public = path == "/api/info";
+    let public = path == "/api/info" || path == "/auth/worker";
     let authorized = public || bearer(&req).is_some_and(|t| hub.accepts_token(t));
     let response = if authorized {
         next.run(req).await

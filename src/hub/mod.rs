@@ -4,6 +4,7 @@
 //! Shapes, status codes and ETag rules follow `shared/confighub-api.md`; `docs/confighub.md` lists
 //! what is supported and where it deliberately differs.
 
+mod auth;
 pub mod cli;
 mod entities;
 mod error;
@@ -19,6 +20,7 @@ pub mod where_parser;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -28,23 +30,46 @@ use rusqlite::Connection;
 
 pub use error::ApiError;
 
+use crate::confighub::Token;
+
 /// Largest Unit data the hub accepts (ConfigHub's documented 64 MiB cap).
 pub const MAX_DATA_BYTES: usize = 64 * 1024 * 1024;
 /// The ConfigHub version the hub claims (`ConfigHub-Version`, `ApiInfo.Version`).
 pub const CONFIGHUB_VERSION: &str = "v0.4.21";
 
-/// Where the hub keeps its database and which bearer tokens it accepts.
+/// Where the hub keeps its database and whom it lets in.
 #[derive(Clone)]
 pub struct HubConfig {
     pub data_dir: PathBuf,
+    /// Static bearer tokens, accepted until the hub stops.
     pub tokens: Vec<String>,
+    /// Worker IDs and their secrets, exchanged at `POST /auth/worker` for access tokens.
+    pub workers: Vec<(String, Token)>,
+    /// How long issued access tokens last (`None`: as long as the hub runs). Static tokens never
+    /// expire.
+    pub token_ttl: Option<Duration>,
+}
+
+impl HubConfig {
+    /// A hub accepting `tokens`, with no workers.
+    pub fn new(data_dir: PathBuf, tokens: Vec<String>) -> HubConfig {
+        HubConfig {
+            data_dir,
+            tokens,
+            workers: Vec::new(),
+            token_ttl: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for HubConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workers: Vec<&str> = self.workers.iter().map(|(id, _)| id.as_str()).collect();
         f.debug_struct("HubConfig")
             .field("data_dir", &self.data_dir)
             .field("tokens", &format_args!("[{} x ***]", self.tokens.len()))
+            .field("workers", &workers)
+            .field("token_ttl", &self.token_ttl)
             .finish()
     }
 }
@@ -59,6 +84,9 @@ pub(crate) struct Ids {
 struct Inner {
     conn: Mutex<Connection>,
     tokens: Vec<String>,
+    workers: Vec<(String, Token)>,
+    token_ttl: Option<Duration>,
+    issued: auth::Issued,
     ids: Ids,
 }
 
@@ -88,13 +116,36 @@ impl Hub {
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .collect(),
+                workers: config
+                    .workers
+                    .into_iter()
+                    .filter(|(id, secret)| !id.is_empty() && !secret.expose().is_empty())
+                    .collect(),
+                token_ttl: config.token_ttl,
+                issued: auth::Issued::default(),
                 ids,
             }),
         })
     }
 
+    /// A configured static token, or an access token the hub issued that has not expired.
     pub(crate) fn accepts_token(&self, token: &str) -> bool {
-        self.inner.tokens.iter().any(|t| t == token)
+        self.inner.tokens.iter().any(|t| t == token) || self.inner.issued.accepts(token)
+    }
+
+    pub(crate) fn accepts_worker(&self, id: &str, secret: &str) -> bool {
+        self.inner
+            .workers
+            .iter()
+            .any(|(i, s)| i == id && s.expose() == secret)
+    }
+
+    pub(crate) fn issued(&self) -> &auth::Issued {
+        &self.inner.issued
+    }
+
+    pub(crate) fn token_ttl(&self) -> Option<Duration> {
+        self.inner.token_ttl
     }
 
     pub(crate) fn ids(&self) -> &Ids {
@@ -169,6 +220,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/space/{space_id}/release", post(extras::publish_release));
     Router::new()
         .nest("/api", api)
+        .route("/auth/worker", post(auth::worker_login))
         .fallback(|| async { ApiError::not_found("No such API route.") })
         .layer(DefaultBodyLimit::max(MAX_DATA_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
-use super::entities::{Params, UNIT_SCHEMA, filtered, now, select};
+use super::entities::{Params, UNIT_SCHEMA, filtered, list_response, now, page, select};
 use super::error::ApiError;
 use super::{Hub, store, validate};
 use crate::confighub::{
@@ -52,7 +52,7 @@ pub async fn list_units(
     State(hub): State<Hub>,
     Path(space_id): Path<String>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let id = validate::uuid("space_id", &space_id)?;
     let units = hub
         .db(move |tx, _| {
@@ -64,9 +64,11 @@ pub async fn list_units(
     let known = serde_json::to_value(Unit::default())?;
     let always = ["UnitID", "SpaceID", "OrganizationID", "Slug"];
     select(&mut values, &q, &known, &always, &named)?;
-    Ok(Json(Value::Array(
+    let (values, next) = page(values, &q)?;
+    Ok(list_response(
         values.into_iter().map(|u| json!({"Unit": u})).collect(),
-    )))
+        next,
+    ))
 }
 
 pub async fn get_unit(

@@ -81,13 +81,9 @@ pub fn summarize(previous: &[Condition], outcome: &Outcome, now: &Time) -> Vec<C
             if let Some(revision) = &outcome.served_revision {
                 message.push_str(&format!(" (still serving revision '{revision}')"));
             }
-            set(
-                &mut next,
-                READY,
-                "False",
-                failure.step.condition_type(),
-                message,
-            );
+            // As Flux's summarize does: Ready carries the reason of the failure condition (e.g.
+            // AuthenticationFailed, ConfigHubUnavailable), which names the step it belongs to.
+            set(&mut next, READY, "False", &failure.reason, message);
             if failure.stalled {
                 set(
                     &mut next,
@@ -207,7 +203,7 @@ mod tests {
         let ready = find(&conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "BuildFailed")
+            ("False", "InvalidUnit")
         );
         assert!(ready.message.contains("unit 'web'") && ready.message.contains("head@sha256:aa"));
         let build = find(&conditions, BUILD_FAILED).unwrap();

@@ -1,5 +1,5 @@
 //! What every reconcile shares: the Kubernetes client, the event recorder, metrics, storage, the unit data
-//! cache and one ConfigHub client per (origin, token).
+//! cache and the ConfigHub connections (one client per origin and credentials, resolved spaces).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use sha2::{Digest, Sha256};
 
 use super::cache::UnitDataCache;
 use super::metrics::SourceMetrics;
 use crate::api::ConfigHubRepository;
 use crate::artifact::BuiltArtifact;
 use crate::artifact::storage::Storage;
-use crate::confighub::{self, ClientOptions};
+use crate::confighub::{self, Credentials};
+use crate::connection::Connections;
 
 /// A repository's last build: the fingerprint of its inputs and the result (bytes dropped).
 type LastBuild = ([u8; 32], BuiltArtifact);
@@ -49,9 +49,9 @@ pub struct Context {
     pub storage: Storage,
     pub cache: UnitDataCache,
     pub options: ControllerOptions,
-    confighub_clients: Mutex<HashMap<String, confighub::Client>>,
-    /// Resolved spaces by (origin, slug-or-UUID), so a steady-state reconcile makes one request.
-    spaces: Mutex<HashMap<(String, String), confighub::Space>>,
+    /// ConfigHub clients per (origin, credentials) and resolved spaces by (origin, slug-or-UUID), so a
+    /// steady-state reconcile makes one request; shared with the drift engine.
+    pub connections: Connections,
     /// The last build of each repository (namespace, name): its input fingerprint and result (without
     /// the archive bytes, which are in storage), so an unchanged space is not rebuilt every interval.
     last_builds: Mutex<HashMap<(String, String), LastBuild>>,
@@ -69,6 +69,7 @@ impl Context {
             controller: "confighub-source-controller".into(),
             instance: None,
         };
+        let observer = Arc::new(metrics.client_requests.clone());
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -76,53 +77,14 @@ impl Context {
             storage,
             cache,
             options,
-            confighub_clients: Mutex::new(HashMap::new()),
-            spaces: Mutex::new(HashMap::new()),
+            connections: Connections::new(Some(observer)),
             last_builds: Mutex::new(HashMap::new()),
         })
     }
 
-    /// A ConfigHub client for `origin` and `token`, reused across reconciles so connections and the
-    /// request counters carry over. The key holds a hash of the token, never the token.
-    pub fn confighub(
-        &self,
-        origin: &str,
-        token: Option<String>,
-    ) -> Result<confighub::Client, confighub::Error> {
-        let key = format!(
-            "{origin}\0{}",
-            token
-                .as_deref()
-                .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
-                .unwrap_or_default()
-        );
-        let mut clients = self
-            .confighub_clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = clients.get(&key) {
-            return Ok(client.clone());
-        }
-        let client = confighub::Client::new(origin, token, ClientOptions::default())?;
-        clients.insert(key, client.clone());
-        Ok(client)
-    }
-
-    pub fn cached_space(&self, origin: &str, space_ref: &str) -> Option<confighub::Space> {
-        let spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
-        spaces
-            .get(&(origin.to_string(), space_ref.to_string()))
-            .cloned()
-    }
-
     /// Remembers (`Some`) or forgets (`None`, e.g. after a 404) a resolved space.
     pub fn remember_space(&self, origin: &str, space_ref: &str, space: Option<confighub::Space>) {
-        let mut spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (origin.to_string(), space_ref.to_string());
-        match space {
-            Some(space) => spaces.insert(key, space),
-            None => spaces.remove(&key),
-        };
+        self.connections.remember_space(origin, space_ref, space)
     }
 
     /// The last build of `key` if it had exactly these inputs.

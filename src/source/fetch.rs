@@ -34,19 +34,7 @@ pub struct Fetched {
 
 /// Turns a client error into a condition a person can act on.
 pub fn fetch_failure(what: &str, err: &confighub::Error) -> Failure {
-    let (reason, stalled) = if err.is_unauthorized() {
-        ("AuthenticationFailed", false)
-    } else if err.is_forbidden() {
-        ("AccessDenied", false)
-    } else if err.is_not_found() {
-        ("NotFound", false)
-    } else if err.status() == Some(400) {
-        ("InvalidRequest", true)
-    } else if err.is_transient() || err.is_timeout() {
-        ("ConfigHubUnavailable", false)
-    } else {
-        ("FetchFailed", false)
-    };
+    let (reason, stalled) = crate::connection::classify(err);
     Failure {
         step: FailedStep::Fetch,
         reason: reason.into(),
@@ -55,7 +43,8 @@ pub fn fetch_failure(what: &str, err: &confighub::Error) -> Failure {
     }
 }
 
-/// Resolves a space slug or UUID (one request; the reconciler remembers the answer).
+/// Resolves a space slug or UUID (one request). The reconciler goes through
+/// `connection::Connections::connect`, which remembers the answer; benchmarks call this directly.
 pub async fn resolve_space(client: &confighub::Client, space_ref: &str) -> Result<Space, Failure> {
     client.resolve_space(space_ref).await.map_err(|e| {
         let mut f = fetch_failure(&format!("resolving space '{space_ref}'"), &e);

@@ -33,6 +33,29 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// `confighub_client_requests_total{operation,code}`: `code` is the HTTP status, or `error` when no
+/// response arrived.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: String,
+    pub code: String,
+}
+
+/// Counts the requests of every ConfigHub client the controller makes.
+#[derive(Clone, Default)]
+pub struct ClientRequests(pub Family<RequestLabels, Counter>);
+
+impl crate::confighub::RequestObserver for ClientRequests {
+    fn observe(&self, operation: &'static str, code: &str) {
+        self.0
+            .get_or_create(&RequestLabels {
+                operation: operation.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+}
+
 #[derive(Clone)]
 pub struct SourceMetrics {
     /// `gotk_reconcile_duration_seconds{kind,name,namespace}`, as in Flux.
@@ -43,6 +66,8 @@ pub struct SourceMetrics {
     pub unit_cache_hits: Counter,
     /// Reconciles whose units were exactly those of the stored artifact, so nothing was rebuilt.
     pub builds_skipped: Family<ObjectLabels, Counter>,
+    /// Every HTTP request to ConfigHub, by operation and status code (token exchanges included).
+    pub client_requests: ClientRequests,
 }
 
 impl SourceMetrics {
@@ -56,6 +81,7 @@ impl SourceMetrics {
             unit_downloads: Counter::default(),
             unit_cache_hits: Counter::default(),
             builds_skipped: Family::default(),
+            client_requests: ClientRequests::default(),
         };
         registry.register(
             "gotk_reconcile_duration_seconds",
@@ -86,6 +112,11 @@ impl SourceMetrics {
             "confighub_source_builds_skipped",
             "Reconciles that found the same units as the stored artifact and did not rebuild it.",
             metrics.builds_skipped.clone(),
+        );
+        registry.register(
+            "confighub_client_requests",
+            "HTTP requests to ConfigHub by operation and status code ('error' when none arrived), retries and token exchanges included.",
+            metrics.client_requests.0.clone(),
         );
         metrics
     }

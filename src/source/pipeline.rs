@@ -1,9 +1,7 @@
-//! One pass of the source pipeline for a ConfigHubRepository: token → fetch → build → store.
+//! One pass of the source pipeline for a ConfigHubRepository: credentials → fetch → build → store.
 //! Each step's failure is a [`Failure`] naming the step, so conditions can say what and where.
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
 
 use super::conditions::{FailedStep, Failure};
 use super::context::Context;
@@ -11,6 +9,8 @@ use super::fetch;
 use super::metrics::ObjectLabels;
 use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::{self, BuildContext, BuildError, BuiltArtifact, StoredArtifact};
+use crate::confighub::Credentials;
+use crate::connection::{self, AUTHENTICATION_FAILED, ConnectError, Connected, RepoCredentials};
 
 /// The kind folder under the storage root, as Flux lays storage out.
 pub const STORAGE_KIND: &str = "confighubrepository";
@@ -26,25 +26,41 @@ pub struct Produced {
 }
 
 pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produced, Failure> {
+    let connected = ctx
+        .connections
+        .connect(&ctx.client, chr)
+        .await
+        .map_err(connect_failure)?;
+    let credentials = connected.credentials.clone();
+    produce_with(chr, ctx, connected)
+        .await
+        .map_err(|mut failure| {
+            // Say which Secret and keys ConfigHub refused, so "the Secret is wrong" reads apart from
+            // "ConfigHub is down".
+            if failure.reason == AUTHENTICATION_FAILED {
+                failure.message = connection::refused(credentials.as_ref(), &failure.message);
+            }
+            failure
+        })
+}
+
+fn connect_failure(e: ConnectError) -> Failure {
+    Failure {
+        step: FailedStep::Fetch,
+        reason: e.reason.into(),
+        message: e.message,
+        stalled: e.stalled,
+    }
+}
+
+async fn produce_with(
+    chr: &ConfigHubRepository,
+    ctx: &Context,
+    Connected { client, space, .. }: Connected,
+) -> Result<Produced, Failure> {
     let namespace = chr.namespace().unwrap_or_default();
     let name = chr.name_any();
-    let token = read_token(chr, ctx, &namespace).await?;
-    let client = ctx.confighub(&chr.spec.url, token).map_err(|e| Failure {
-        step: FailedStep::Fetch,
-        reason: "InvalidURL".into(),
-        message: e.to_string(),
-        stalled: true,
-    })?;
-
     let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
-    let space = match ctx.cached_space(origin, space_ref) {
-        Some(space) => space,
-        None => {
-            let space = fetch::resolve_space(&client, space_ref).await?;
-            ctx.remember_space(origin, space_ref, Some(space.clone()));
-            space
-        }
-    };
     let fetched = fetch::fetch(
         &client,
         &ctx.cache,
@@ -54,7 +70,8 @@ pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produce
     )
     .await
     .inspect_err(|failure| {
-        if failure.reason == "SpaceNotFound" {
+        // A space deleted (or re-created under a new ID) since it was resolved: resolve it again.
+        if failure.reason == "NotFound" {
             ctx.remember_space(origin, space_ref, None);
         }
     })?;
@@ -187,60 +204,16 @@ fn list(names: &[String]) -> String {
     text
 }
 
-/// The ConfigHub token from the repository's Secret (`None` without `secretRef`).
-pub async fn read_token(
+/// The credentials in the repository's Secret (`None` without `secretRef`): a static `token`, or
+/// `CONFIGHUB_WORKER_ID` + `CONFIGHUB_WORKER_SECRET`.
+pub async fn read_credentials(
     chr: &ConfigHubRepository,
     ctx: &Context,
-    namespace: &str,
-) -> Result<Option<String>, Failure> {
-    let Some(secret_ref) = &chr.spec.secret_ref else {
-        return Ok(None);
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let fail = |reason: &str, message: String| Failure {
-        step: FailedStep::Fetch,
-        reason: reason.into(),
-        message,
-        stalled: false,
-    };
-    let secret = secrets
-        .get_opt(&secret_ref.name)
+) -> Result<Option<RepoCredentials>, Failure> {
+    let namespace = chr.namespace().unwrap_or_default();
+    connection::read_credentials(&ctx.client, &namespace, chr.spec.secret_ref.as_ref())
         .await
-        .map_err(|e| {
-            fail(
-                "SecretReadFailed",
-                format!("reading Secret '{}': {e}", secret_ref.name),
-            )
-        })?
-        .ok_or_else(|| {
-            fail(
-                "SecretNotFound",
-                format!(
-                    "Secret '{}' not found in namespace '{namespace}'",
-                    secret_ref.name
-                ),
-            )
-        })?;
-    let token = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get("token"))
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(
-                "TokenMissing",
-                format!("Secret '{}' has no non-empty key 'token'", secret_ref.name),
-            )
-        })?;
-    Ok(Some(token))
+        .map_err(|e| connect_failure(e.into()))
 }
 
 fn build_failure(err: BuildError) -> Failure {

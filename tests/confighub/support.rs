@@ -20,11 +20,16 @@ pub struct TestHub {
 
 impl TestHub {
     pub async fn start(data_dir: &Path) -> TestHub {
-        let hub = Hub::open(HubConfig {
-            data_dir: data_dir.to_path_buf(),
-            tokens: vec![TOKEN.to_string()],
-        })
-        .expect("open hub");
+        Self::start_with(HubConfig::new(
+            data_dir.to_path_buf(),
+            vec![TOKEN.to_string()],
+        ))
+        .await
+    }
+
+    /// A hub with this configuration (workers, token lifetime…).
+    pub async fn start_with(config: HubConfig) -> TestHub {
+        let hub = Hub::open(config).expect("open hub");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod credentials;
 mod drift;
 mod drift_flow;
 mod drift_paths;

@@ -357,7 +357,7 @@ async fn a_dead_hub_or_a_broken_unit_keeps_the_last_artifact_and_recovers() {
         &ns,
         "faulty",
         "False",
-        Some("FetchFailed"),
+        Some("ConfigHubUnavailable"),
         READY_TIMEOUT,
     )
     .await;
@@ -396,7 +396,7 @@ async fn a_dead_hub_or_a_broken_unit_keeps_the_last_artifact_and_recovers() {
         &ns,
         "faulty",
         "False",
-        Some("BuildFailed"),
+        Some("InvalidUnit"),
         READY_TIMEOUT,
     )
     .await;
@@ -440,7 +440,7 @@ async fn token_problems_are_named_and_recover() {
         &ns,
         "secure",
         "False",
-        Some("FetchFailed"),
+        Some("SecretNotFound"),
         READY_TIMEOUT,
     )
     .await;

@@ -1,37 +1,23 @@
 //! Propose: the episode's fix unit in ConfigHub, and its `resolved` label when the drift ends.
 
-use kube::ResourceExt;
 use serde_json::Value;
 
 use super::*;
 
 impl DriftEngine {
+    /// The repository's ConfigHub client and space, from the connections the source reconciler shares
+    /// (same credentials, access tokens and resolved spaces).
     pub(super) async fn confighub_for(
         &self,
         repo: &Repo,
     ) -> Result<(confighub::Client, confighub::Space), String> {
-        let token = source::pipeline::read_token(
-            &repo.chr,
-            &self.source,
-            &repo.chr.namespace().unwrap_or_default(),
-        )
-        .await
-        .map_err(|f| f.message)?;
-        let client = self
+        let connected = self
             .source
-            .confighub(&repo.chr.spec.url, token)
-            .map_err(|e| e.to_string())?;
-        let space = match self
-            .source
-            .cached_space(&repo.chr.spec.url, &repo.chr.spec.space)
-        {
-            Some(space) => space,
-            None => client
-                .resolve_space(&repo.chr.spec.space)
-                .await
-                .map_err(|e| e.to_string())?,
-        };
-        Ok((client, space))
+            .connections
+            .connect(&self.client, &repo.chr)
+            .await
+            .map_err(|e| format!("{}: {}", e.reason, e.message))?;
+        Ok((connected.client, connected.space))
     }
 
     /// Writes (or updates) the episode's fix unit: the origin unit with the live values merged in.

@@ -11,6 +11,10 @@ use confighub_source_controller::hub::{self, Hub, HubConfig};
 pub struct TestHub {
     pub url: String,
     pub token: String,
+    /// Worker credentials accepted at `POST /auth/worker` (ID, secret).
+    pub workers: Vec<(String, String)>,
+    /// Lifetime of the access tokens issued to workers.
+    pub token_ttl: Option<Duration>,
     addr: SocketAddr,
     dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -19,6 +23,14 @@ pub struct TestHub {
 
 impl TestHub {
     pub async fn start() -> TestHub {
+        Self::start_with(Vec::new(), None).await
+    }
+
+    /// A hub that also accepts `workers` (ID, secret) and issues them access tokens lasting `token_ttl`.
+    pub async fn start_with(
+        workers: Vec<(String, String)>,
+        token_ttl: Option<Duration>,
+    ) -> TestHub {
         let dir = std::env::temp_dir().join(format!(
             "chsc-e2e-{}-hub-{}",
             std::process::id(),
@@ -29,6 +41,8 @@ impl TestHub {
         let mut hub = TestHub {
             url: format!("http://{addr}"),
             token: format!("test-token-{}", uuid::Uuid::new_v4().simple()),
+            workers,
+            token_ttl,
             addr,
             dir,
             stop: None,
@@ -42,6 +56,12 @@ impl TestHub {
         let hub = Hub::open(HubConfig {
             data_dir: self.dir.clone(),
             tokens: vec![self.token.clone()],
+            workers: self
+                .workers
+                .iter()
+                .map(|(id, secret)| (id.clone(), confighub::Token::new(secret.clone())))
+                .collect(),
+            token_ttl: self.token_ttl,
         })
         .expect("opening the hub");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
