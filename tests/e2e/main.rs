@@ -4,6 +4,7 @@
 
 mod support;
 
+mod chart;
 mod drift;
 mod drift_flow;
 mod smoke;
