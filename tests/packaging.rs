@@ -61,7 +61,14 @@ fn documents(yaml: &str) -> Vec<Value> {
 
 /// `helm template` with the default values plus `set` (namespace flux-system, CRDs included).
 fn helm_template(set: &[&str]) -> Vec<Value> {
-    let mut args = vec!["template", RELEASE, CHART, "--namespace", "flux-system", "--include-crds"];
+    let mut args = vec![
+        "template",
+        RELEASE,
+        CHART,
+        "--namespace",
+        "flux-system",
+        "--include-crds",
+    ];
     for s in set {
         args.extend(["--set", s]);
     }
@@ -216,14 +223,27 @@ fn rbac_names_every_verb_and_resource() {
         }
         // The controller never deletes or creates what Flux applies; it dry-runs patches.
         let common = &roles["ClusterRole//confighub-source-controller-drift-common"];
-        assert!(common.iter().all(|(_, _, v)| ["get", "list", "watch", "patch"].contains(&v.as_str())));
+        assert!(
+            common
+                .iter()
+                .all(|(_, _, v)| ["get", "list", "watch", "patch"].contains(&v.as_str()))
+        );
         // Secrets: read-only for the source side.
-        assert!(roles["ClusterRole//confighub-source-controller"]
-            .iter()
-            .filter(|(g, r, _)| g.is_empty() && r == "secrets")
-            .all(|(_, _, v)| v == "get"));
-        let escalating = roles.values().flatten().any(|(_, _, v)| v == "escalate" || v == "bind");
-        assert_eq!(escalating, !set.is_empty(), "escalate/bind only when rbacKinds is on");
+        assert!(
+            roles["ClusterRole//confighub-source-controller"]
+                .iter()
+                .filter(|(g, r, _)| g.is_empty() && r == "secrets")
+                .all(|(_, _, v)| v == "get")
+        );
+        let escalating = roles
+            .values()
+            .flatten()
+            .any(|(_, _, v)| v == "escalate" || v == "bind");
+        assert_eq!(
+            escalating,
+            !set.is_empty(),
+            "escalate/bind only when rbacKinds is on"
+        );
     }
     // The drift reader aggregates by label and carries no rules of its own.
     let rendered = helm_template(&[]);
@@ -232,8 +252,7 @@ fn rbac_names_every_verb_and_resource() {
         .find(|o| o["metadata"]["name"] == "confighub-source-controller-drift-reader")
         .expect("drift reader");
     assert_eq!(
-        reader["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]
-            ["source.confighub.com/aggregate-to-drift"],
+        reader["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["source.confighub.com/aggregate-to-drift"],
         "true"
     );
 }
@@ -256,9 +275,12 @@ fn deployment_flags_are_flags_of_the_binary() {
         );
     }
     assert!(args.contains(&"--watch-namespace=team-a".to_string()));
-    assert!(args.contains(
-        &"--storage-adv-addr=confighub-source-controller.flux-system.svc.cluster.local.".to_string()
-    ));
+    assert!(
+        args.contains(
+            &"--storage-adv-addr=confighub-source-controller.flux-system.svc.cluster.local."
+                .to_string()
+        )
+    );
 }
 
 #[test]
@@ -296,8 +318,7 @@ fn storage_is_a_claim_or_an_empty_dir() {
     let existing = helm_template(&["persistence.existingClaim=artifacts"]);
     assert!(find(&existing, "PersistentVolumeClaim").is_empty());
     assert_eq!(
-        deployment(&existing)["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]
-            ["claimName"],
+        deployment(&existing)["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
         "artifacts"
     );
 }
@@ -321,7 +342,13 @@ fn network_policy_admits_only_flux_controllers_to_the_artifact_port() {
     // The Services name the ports the policy names.
     let services = find(&rendered, "Service");
     assert_eq!(services.len(), 2);
-    assert!(find(&helm_template(&["networkPolicy.enabled=false"]), "NetworkPolicy").is_empty());
+    assert!(
+        find(
+            &helm_template(&["networkPolicy.enabled=false"]),
+            "NetworkPolicy"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -349,10 +376,7 @@ fn service_monitor_is_optional() {
 
 #[test]
 fn more_than_one_replica_is_refused_until_leader_election_exists() {
-    let (ok, _, err) = run(
-        "helm",
-        &["template", RELEASE, CHART, "--set", "replicas=2"],
-    );
+    let (ok, _, err) = run("helm", &["template", RELEASE, CHART, "--set", "replicas=2"]);
     assert!(!ok);
     assert!(err.contains("leader election"), "{err}");
 }

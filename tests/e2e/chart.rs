@@ -29,7 +29,8 @@ fn kubectl_with_objects(args: &[&str], objects: Vec<Value>) -> (bool, String) {
         .write_all(list.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -43,16 +44,29 @@ async fn chart_objects_pass_a_server_side_dry_run() {
     for values in [
         &[][..],
         &["--set", "persistence.enabled=false"][..],
-        &["--set", "networkPolicy.fluxNamespace=flux", "--set", "rbac.drift.rbacKinds=true"][..],
+        &[
+            "--set",
+            "networkPolicy.fluxNamespace=flux",
+            "--set",
+            "rbac.drift.rbacKinds=true",
+        ][..],
     ] {
         let objects = helm_template(cp, &ns, values);
         // --force-conflicts: the cluster-scoped objects exist already (applied for the controller);
         // rendered for this namespace, their binding subjects differ.
         let (ok, out) = kubectl_with_objects(
-            &["apply", "--server-side", "--dry-run=server", "--force-conflicts"],
+            &[
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--force-conflicts",
+            ],
             objects,
         );
-        assert!(ok, "server-side dry run of the chart with {values:?} failed:\n{out}");
+        assert!(
+            ok,
+            "server-side dry run of the chart with {values:?} failed:\n{out}"
+        );
     }
 }
 
@@ -83,7 +97,10 @@ async fn the_controller_runs_as_the_chart_service_account_with_least_privilege()
         ("get", "secrets"),
     ] {
         let answer = kubectl_as_controller(&["auth", "can-i", verb, resource, "-A"]);
-        assert_eq!(answer, "yes", "the controller should be allowed to {verb} {resource}");
+        assert_eq!(
+            answer, "yes",
+            "the controller should be allowed to {verb} {resource}"
+        );
     }
     // ... and what it must not do: write workloads or Secrets for real, or touch RBAC.
     for (verb, resource) in [
@@ -95,6 +112,9 @@ async fn the_controller_runs_as_the_chart_service_account_with_least_privilege()
         ("create", "serviceaccounts/token"),
     ] {
         let answer = kubectl_as_controller(&["auth", "can-i", verb, resource, "-A"]);
-        assert_eq!(answer, "no", "the controller should not be allowed to {verb} {resource}");
+        assert_eq!(
+            answer, "no",
+            "the controller should not be allowed to {verb} {resource}"
+        );
     }
 }

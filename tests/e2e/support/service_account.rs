@@ -33,9 +33,7 @@ pub fn helm_template(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Vec<
 /// Every non-empty document of a multi-document YAML stream.
 pub fn parse_documents(yaml: &str) -> Vec<Value> {
     serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|doc| {
-            <Value as serde::Deserialize>::deserialize(doc).expect("rendered YAML parses")
-        })
+        .map(|doc| <Value as serde::Deserialize>::deserialize(doc).expect("rendered YAML parses"))
         .filter(|doc| !doc.is_null())
         .collect()
 }
@@ -58,7 +56,15 @@ pub fn service_account_kubeconfig(cp: &ControlPlane, dir: &Path) -> PathBuf {
 
     let (ok, token, err) = cp.run_tool(
         "kubectl",
-        &["create", "token", NAME, "-n", NAMESPACE, "--duration", "24h"],
+        &[
+            "create",
+            "token",
+            NAME,
+            "-n",
+            NAMESPACE,
+            "--duration",
+            "24h",
+        ],
     );
     assert!(ok, "kubectl create token failed: {err}");
 
@@ -85,14 +91,23 @@ fn aggregate_cluster_roles(cp: &ControlPlane, rendered: &[Value]) {
         };
         let mut rules: Vec<Value> = Vec::new();
         for selector in selectors {
-            let labels = selector["matchLabels"].as_object().expect("matchLabels only");
+            let labels = selector["matchLabels"]
+                .as_object()
+                .expect("matchLabels only");
             let selector: Vec<String> = labels
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
                 .collect();
             let (ok, out, err) = cp.run_tool(
                 "kubectl",
-                &["get", "clusterroles", "-l", &selector.join(","), "-o", "json"],
+                &[
+                    "get",
+                    "clusterroles",
+                    "-l",
+                    &selector.join(","),
+                    "-o",
+                    "json",
+                ],
             );
             assert!(ok, "listing aggregated ClusterRoles failed: {err}");
             let list: Value = serde_json::from_str(&out).unwrap();
@@ -108,7 +123,15 @@ fn aggregate_cluster_roles(cp: &ControlPlane, rendered: &[Value]) {
         let patch = json!({"rules": rules}).to_string();
         let (ok, _, err) = cp.run_tool(
             "kubectl",
-            &["patch", "clusterrole", name, "--type", "merge", "-p", &patch],
+            &[
+                "patch",
+                "clusterrole",
+                name,
+                "--type",
+                "merge",
+                "-p",
+                &patch,
+            ],
         );
         assert!(ok, "aggregating ClusterRole {name} failed: {err}");
     }
