@@ -109,7 +109,7 @@ async fn the_controller_runs_as_the_chart_service_account_with_least_privilege()
         ("update", "secrets"),
         ("list", "pods"),
         ("patch", "clusterroles.rbac.authorization.k8s.io"),
-        ("create", "serviceaccounts/token"),
+        ("create", "secrets"),
     ] {
         let answer = kubectl_as_controller(&["auth", "can-i", verb, resource, "-A"]);
         assert_eq!(
