@@ -382,3 +382,16 @@ fn more_than_one_replica_is_refused_until_leader_election_exists() {
     assert!(!ok);
     assert!(err.contains("leader election"), "{err}");
 }
+
+#[test]
+fn values_schema_refuses_mistyped_values() {
+    for set in [
+        "persistence.enabled=maybe",
+        "controller.logFormat=xml",
+        "service.httpPort=0",
+    ] {
+        let (ok, _, err) = run("helm", &["template", RELEASE, CHART, "--set", set]);
+        assert!(!ok, "--set {set} should be refused");
+        assert!(err.contains("schema"), "{set}: {err}");
+    }
+}
