@@ -3,7 +3,10 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::support::service_account::{NAME, NAMESPACE, helm_template};
@@ -117,4 +120,77 @@ async fn the_controller_runs_as_the_chart_service_account_with_least_privilege()
             "the controller should not be allowed to {verb} {resource}"
         );
     }
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
+const CONFIG_MAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n";
+
+/// Requests of the controller that the API server refused for lack of permission.
+fn refused_requests() -> Vec<String> {
+    controller()
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("forbidden: User"))
+        .map(|l| l.chars().take(400).collect())
+        .collect()
+}
+
+/// The drift engine's reads, watches and dry runs under the chart's RBAC. Drift detection degrades
+/// rather than fails without a permission (a refused watch or dry run is logged and skipped), so the
+/// drift tests alone would pass with the drift reader's rules missing; the controller's log tells.
+#[tokio::test]
+async fn drift_detection_needs_no_permission_the_chart_does_not_grant() {
+    const TIMEOUT: Duration = Duration::from_secs(60);
+    let client = client().await;
+    controller();
+    let ns = namespace(&client, "chart-drift").await;
+    let hub = TestHub::start().await;
+    let space_id = hub.space("app").await;
+    hub.put_unit(&space_id, "web", DEPLOYMENT).await;
+    hub.put_unit(&space_id, "settings", CONFIG_MAP).await;
+    token_secret(&client, &ns, "confighub", &hub.token).await;
+    apply_repository(
+        &client,
+        &ns,
+        "app",
+        json!({"url": hub.url, "space": "app", "interval": "5s",
+               "secretRef": {"name": "confighub"}, "drift": {"mode": "Report"}}),
+    )
+    .await;
+    wait_repository(&client, &ns, "app", "True", None, TIMEOUT).await;
+    apply_kustomization(&client, &ns, "app", "app").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_for("the Deployment to be applied", TIMEOUT, || async {
+        deployments.get_opt("web").await.ok().flatten()
+    })
+    .await;
+
+    // Scaled behind Flux's back, as `kubectl scale` would.
+    let scale = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": ns}, "spec": {"replicas": 3}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("kubectl-edit").force(),
+            &Patch::Apply(&scale),
+        )
+        .await
+        .expect("scaling the Deployment");
+    let url = format!(
+        "http://{}/api/v1/drift-records/Deployment:{ns}:web",
+        controller().http
+    );
+    wait_for("the drift record", TIMEOUT, || async {
+        (http_get(&url).await.status() == 200).then_some(())
+    })
+    .await;
+
+    let refused = refused_requests();
+    assert!(
+        refused.is_empty(),
+        "the API server refused {} requests of the controller (RBAC too narrow):\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
 }
