@@ -30,7 +30,7 @@ if ((${#missing[@]})); then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 
-step "control plane binaries (etcd, kube-apiserver, kubectl, kustomize-controller, flux)"
+step "control plane binaries (etcd, kube-apiserver, kubectl, kustomize-controller, flux, helm)"
 testbin=$(bash hack/testbin.sh) || { echo "ERROR: building the test control plane failed; end-to-end tests cannot run" >&2; exit 1; }
 echo "cached in $testbin"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kubectl, kustomize-controller and the flux CLI from their Go modules,
+# Builds etcd, kube-apiserver, kubectl, kustomize-controller, the flux CLI and helm from their Go modules,
 # collects the Flux CRDs kustomize-controller needs, and prints the folder holding bin/ and crds/.
 # Everything is cached by version under $TESTBIN_CACHE (default ~/.cache/confighub-source-controller),
 # outside the source tree, so a warm run takes seconds.
@@ -11,7 +11,7 @@ source "$here/versions.env"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache=${TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/confighub-source-controller}
-key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kc-${KUSTOMIZE_CONTROLLER_VERSION}_sc-${SOURCE_CONTROLLER_VERSION}_flux-${FLUX_VERSION}"
+key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kc-${KUSTOMIZE_CONTROLLER_VERSION}_sc-${SOURCE_CONTROLLER_VERSION}_flux-${FLUX_VERSION}_helm-${HELM_VERSION}"
 out="$cache/testbin/$key"
 builds="$cache/builds"
 
@@ -116,11 +116,24 @@ build_flux() {
   go build -trimpath -ldflags "-s -w -X main.VERSION=${v#v}" -o "$target" ./cmd/flux
 }
 
+# helm (chart lint/template in tests/packaging.rs and the e2e RBAC): built from its own go.mod and go.sum,
+# as its Makefile does, with the version stamped the same way.
+build_helm() {
+  local v=$1 target=$2 src major
+  major=${v%%.*}
+  src=$(module_dir "helm.sh/helm/$major@$v")
+  [[ -d "$src" ]] || die "could not download helm.sh/helm/$major@$v"
+  cp -r "$src/." src && chmod -R u+w src && cd src
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/$major/internal/version.version=$v -X helm.sh/helm/$major/internal/version.gitTreeState=clean" \
+    -o "$target" ./cmd/helm
+}
+
 build_once etcd "$ETCD_VERSION" build_etcd
 build_once kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver
 build_once kubectl "$KUBERNETES_VERSION" build_kubectl
 build_once kustomize-controller "$KUSTOMIZE_CONTROLLER_VERSION" build_kustomize_controller
 build_once flux "$FLUX_VERSION" build_flux
+build_once helm "$HELM_VERSION" build_helm
 
 tmp=$(mktemp -d "$cache/testbin/.assemble-XXXXXX" 2>/dev/null || { mkdir -p "$cache/testbin"; mktemp -d "$cache/testbin/.assemble-XXXXXX"; })
 mkdir -p "$tmp/bin" "$tmp/crds"
@@ -129,6 +142,7 @@ ln -s "$builds/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver" "$tmp/bin/kube
 ln -s "$builds/kubectl-$KUBERNETES_VERSION/kubectl" "$tmp/bin/kubectl"
 ln -s "$builds/kustomize-controller-$KUSTOMIZE_CONTROLLER_VERSION/kustomize-controller" "$tmp/bin/kustomize-controller"
 ln -s "$builds/flux-$FLUX_VERSION/flux" "$tmp/bin/flux"
+ln -s "$builds/helm-$HELM_VERSION/helm" "$tmp/bin/helm"
 
 kc=$(module_dir "github.com/fluxcd/kustomize-controller@$KUSTOMIZE_CONTROLLER_VERSION")
 sc=$(module_dir "github.com/fluxcd/source-controller@$SOURCE_CONTROLLER_VERSION")

@@ -13,7 +13,7 @@ use super::metrics::SourceMetrics;
 use crate::api::ConfigHubRepository;
 use crate::artifact::BuiltArtifact;
 use crate::artifact::storage::Storage;
-use crate::confighub::{self, Credentials};
+use crate::confighub;
 use crate::connection::Connections;
 
 /// A repository's last build: the fingerprint of its inputs and the result (bytes dropped).

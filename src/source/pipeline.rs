@@ -9,7 +9,6 @@ use super::fetch;
 use super::metrics::ObjectLabels;
 use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::{self, BuildContext, BuildError, BuiltArtifact, StoredArtifact};
-use crate::confighub::Credentials;
 use crate::connection::{self, AUTHENTICATION_FAILED, ConnectError, Connected, RepoCredentials};
 
 /// The kind folder under the storage root, as Flux lays storage out.

@@ -4,8 +4,10 @@
 
 mod support;
 
+mod chart;
 mod credentials;
 mod drift;
+mod drift_blind;
 mod drift_flow;
 mod drift_paths;
 mod smoke;

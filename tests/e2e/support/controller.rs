@@ -1,5 +1,6 @@
 //! The controller under test: the real `confighub-source-controller run` binary, one per test binary,
-//! watching all namespaces of the shared control plane. It can be restarted (as a rollout would).
+//! watching all namespaces of the shared control plane as the Helm chart's ServiceAccount, with the
+//! chart's RBAC (see `service_account`). It can be restarted (as a rollout would).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,8 @@ pub struct ControllerProcess {
     pub storage_path: PathBuf,
     pub http: String,
     pub log: PathBuf,
+    /// Authenticates as the chart's ServiceAccount, not as the admin.
+    pub kubeconfig: PathBuf,
     storage_addr: String,
     child: Mutex<Child>,
 }
@@ -33,27 +36,35 @@ fn free_port() -> u16 {
 /// Starts the controller on first use and waits until it reports ready.
 pub fn controller() -> &'static ControllerProcess {
     CONTROLLER.get_or_init(|| {
-        control_plane();
+        let cp = control_plane();
         let dir = std::env::temp_dir().join(format!("chsc-e2e-{}-controller", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = super::service_account::service_account_kubeconfig(cp, &dir);
         let storage_path = dir.join("storage");
         let log = dir.join("controller.log");
         let http = format!("127.0.0.1:{}", free_port());
         let storage_addr = format!("127.0.0.1:{}", free_port());
-        let child = spawn(&storage_path, &storage_addr, &http, &log);
+        let child = spawn(&kubeconfig, &storage_path, &storage_addr, &http, &log);
         wait_ready(&http, &log);
         ControllerProcess {
             storage_path,
             http,
             log,
+            kubeconfig,
             storage_addr,
             child: Mutex::new(child),
         }
     })
 }
 
-fn spawn(storage_path: &Path, storage_addr: &str, http: &str, log: &Path) -> Child {
+fn spawn(
+    kubeconfig: &Path,
+    storage_path: &Path,
+    storage_addr: &str,
+    http: &str,
+    log: &Path,
+) -> Child {
     let out = std::fs::File::options()
         .create(true)
         .append(true)
@@ -64,7 +75,7 @@ fn spawn(storage_path: &Path, storage_addr: &str, http: &str, log: &Path) -> Chi
         .arg("--storage-path")
         .arg(storage_path)
         .args(["--storage-addr", storage_addr, "--http-addr", http])
-        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,confighub_source_controller=debug")
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out));
@@ -117,6 +128,7 @@ impl ControllerProcess {
         }
         let _ = child.wait();
         *child = spawn(
+            &self.kubeconfig,
             &self.storage_path,
             &self.storage_addr,
             &self.http,

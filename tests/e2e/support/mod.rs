@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod controller;
 pub mod hub;
 pub mod kube_helpers;
+pub mod service_account;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
