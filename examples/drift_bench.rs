@@ -66,6 +66,8 @@ struct Args {
 enum Kind {
     ConfigMap,
     Deployment,
+    /// A Deployment scaled through the `scale` subresource, as `kubectl scale` does.
+    DeploymentScale,
 }
 
 #[derive(Clone)]
@@ -78,14 +80,14 @@ impl Target {
     fn name(&self) -> String {
         match self.kind {
             Kind::ConfigMap => format!("cm-{:04}", self.index),
-            Kind::Deployment => format!("web-{:04}", self.index),
+            Kind::Deployment | Kind::DeploymentScale => format!("web-{:04}", self.index),
         }
     }
 
     fn record_id(&self, ns: &str) -> String {
         let kind = match self.kind {
             Kind::ConfigMap => "ConfigMap",
-            Kind::Deployment => "Deployment",
+            Kind::Deployment | Kind::DeploymentScale => "Deployment",
         };
         format!("{kind}:{ns}:{}", self.name())
     }
@@ -104,10 +106,13 @@ fn targets(args: &Args, start: usize, n: usize) -> anyhow::Result<Vec<Target>> {
             });
             cm += 1;
         } else if dep < args.deployments {
-            out.push(Target {
-                kind: Kind::Deployment,
-                index: dep,
-            });
+            // Every other Deployment is scaled through the subresource.
+            let kind = if dep % 2 == 0 {
+                Kind::Deployment
+            } else {
+                Kind::DeploymentScale
+            };
+            out.push(Target { kind, index: dep });
             dep += 1;
         } else {
             bail!("not enough objects for {n} edits from index {start}");
@@ -314,6 +319,19 @@ impl Bench {
                     "metadata": {"name": name, "namespace": ns}, "spec": {"replicas": 2}});
                 Api::<Deployment>::namespaced(self.kube.clone(), ns)
                     .patch(&name, &params, &Patch::Apply(&patch))
+                    .await?;
+            }
+            Kind::DeploymentScale => {
+                let scale = PatchParams {
+                    field_manager: Some("bench-scaler".into()),
+                    ..Default::default()
+                };
+                Api::<Deployment>::namespaced(self.kube.clone(), ns)
+                    .patch_scale(
+                        &name,
+                        &scale,
+                        &Patch::Merge(json!({"spec": {"replicas": 2}})),
+                    )
                     .await?;
             }
         }
@@ -623,7 +641,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{}",
-        stats_line("Deployment replicas", &of_kind(Kind::Deployment))
+        stats_line("Deployment replicas (apply)", &of_kind(Kind::Deployment))
+    );
+    println!(
+        "{}",
+        stats_line(
+            "Deployment replicas (scale subresource)",
+            &of_kind(Kind::DeploymentScale)
+        )
     );
     println!("{}", stats_line("(the apply call alone)", &apply));
     println!("{}", stats_line("record first_detected − t0", &first));

@@ -1,6 +1,5 @@
 //! Command-line entry points. Each subcommand parses its flags here and hands off to its module.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -21,45 +20,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(crate::run::RunArgs),
     /// Print every CRD this project owns as YAML.
     Crds,
     /// Pack local YAML files into an artifact exactly as the controller would.
     Pack(PackArgs),
     /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
     Hub(crate::hub::cli::HubArgs),
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// Folder holding artifacts and the unit data cache.
-    #[arg(long, default_value = "data")]
-    pub storage_path: std::path::PathBuf,
-    /// Address the artifact server listens on.
-    #[arg(long, default_value = ":9090")]
-    pub storage_addr: String,
-    /// host[:port] written into artifact URLs (default: the storage address, or this host's name when
-    /// listening on all interfaces).
-    #[arg(long, default_value = "")]
-    pub storage_adv_addr: String,
-    /// Address for health probes, metrics and the REST API.
-    #[arg(long, default_value = ":8080")]
-    pub http_addr: String,
-    /// Reconciles running at once.
-    #[arg(long, default_value_t = 4)]
-    pub concurrent: u16,
-    /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
-    #[arg(long, default_value = "")]
-    pub watch_namespace: String,
-    /// Refuse references to other namespaces (a ConfigHubRepository never makes any; accepted for Flux parity).
-    #[arg(long)]
-    pub no_cross_namespace_refs: bool,
-    /// Older artifacts kept per repository besides the current one.
-    #[arg(long, default_value_t = 2)]
-    pub artifact_retention_records: usize,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
 }
 
 /// `pack <folder-or-files>... --out <file>`: one unit per `*.yaml`/`*.yml` file (slug = file stem).
@@ -89,23 +56,6 @@ pub struct PackArgs {
 pub enum PackMode {
     Head,
     Released,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-/// Parses Go-style listen addresses (`:8080`, `127.0.0.1:8080`) as Flux flags accept them.
-pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr, String> {
-    let full = if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_string()
-    };
-    full.parse()
-        .map_err(|e| format!("invalid listen address {addr:?}: {e}"))
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -171,42 +121,6 @@ fn pack(args: PackArgs) -> ExitCode {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(args: crate::run::RunArgs) -> anyhow::Result<()> {
     crate::run::run(args).await
-}
-
-/// Resolves on SIGINT or SIGTERM so the servers drain cleanly.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_addresses_accept_go_style_ports() {
-        assert_eq!(parse_listen_addr(":8080").unwrap().port(), 8080);
-        assert_eq!(
-            parse_listen_addr("127.0.0.1:9").unwrap().to_string(),
-            "127.0.0.1:9"
-        );
-        assert!(
-            parse_listen_addr("nonsense")
-                .unwrap_err()
-                .contains("nonsense")
-        );
-    }
 }

@@ -7,11 +7,45 @@ use anyhow::Context as _;
 use kube::Client;
 
 use crate::artifact::Storage;
-use crate::cli::{RunArgs, parse_listen_addr, shutdown_signal};
 use crate::drift::{DriftHandles, api::drift_api_router};
 use crate::http;
+use crate::process::{parse_listen_addr, shutdown_signal};
 use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
+use crate::telemetry::LogFormat;
 use crate::telemetry::Metrics;
+
+/// `run`: the controller's flags (Flux's names where Flux has the same flag).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Folder holding artifacts and the unit data cache.
+    #[arg(long, default_value = "data")]
+    pub storage_path: std::path::PathBuf,
+    /// Address the artifact server listens on.
+    #[arg(long, default_value = ":9090")]
+    pub storage_addr: String,
+    /// host[:port] written into artifact URLs (default: the storage address, or this host's name when
+    /// listening on all interfaces).
+    #[arg(long, default_value = "")]
+    pub storage_adv_addr: String,
+    /// Address for health probes, metrics and the REST API.
+    #[arg(long, default_value = ":8080")]
+    pub http_addr: String,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrent: u16,
+    /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
+    #[arg(long, default_value = "")]
+    pub watch_namespace: String,
+    /// Refuse references to other namespaces (a ConfigHubRepository never makes any; accepted for Flux parity).
+    #[arg(long)]
+    pub no_cross_namespace_refs: bool,
+    /// Older artifacts kept per repository besides the current one.
+    #[arg(long, default_value_t = 2)]
+    pub artifact_retention_records: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
 
 /// The address written into artifact URLs: the flag, else the listen address, else this host's name
 /// with the listen port (a wildcard address is no address a client can fetch from).

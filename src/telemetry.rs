@@ -5,8 +5,6 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::cli::LogFormat;
-
 /// Installs the global tracing subscriber: JSON by default (what log pipelines expect), text for people.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -36,4 +34,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
 }

@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod conditions;
+pub mod drift;
 pub mod external_artifact;
 pub mod repository;
 

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Artifact;
-use crate::drift::{DriftType, IgnoreRule, Severity};
+use super::drift::{DriftType, IgnoreRule, Severity};
 
 /// Default ConfigHub origin; the client appends `/api`, as `cub` does with `CONFIGHUB_URL`.
 pub const DEFAULT_URL: &str = "https://hub.confighub.com";

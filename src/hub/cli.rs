@@ -130,7 +130,7 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
             "a token (--token or CONFIGHUB_TOKEN) or a worker (--worker ID=SECRET) is required"
         );
     }
-    let addr = crate::cli::parse_listen_addr(&args.addr).map_err(anyhow::Error::msg)?;
+    let addr = crate::process::parse_listen_addr(&args.addr).map_err(anyhow::Error::msg)?;
     let hub = Hub::open(HubConfig {
         data_dir,
         tokens: args.token.iter().map(|t| t.expose().to_string()).collect(),
@@ -141,7 +141,7 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "hub serving the ConfigHub API under /api");
     println!("hub listening on http://{local}");
-    super::serve(listener, hub, crate::cli::shutdown_signal()).await?;
+    super::serve(listener, hub, crate::process::shutdown_signal()).await?;
     Ok(())
 }
 

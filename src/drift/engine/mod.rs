@@ -16,6 +16,8 @@ mod propose;
 mod reconcile;
 mod remediate;
 mod status;
+#[cfg(test)]
+mod tests;
 mod watch;
 pub use status::apply_drifted;
 

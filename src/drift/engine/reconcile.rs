@@ -142,7 +142,10 @@ fn error_policy(ks: Arc<DynamicObject>, err: &Error, engine: Arc<DriftEngine>) -
     Action::requeue(RETRY)
 }
 
-async fn reconcile(ks: Arc<DynamicObject>, engine: Arc<DriftEngine>) -> Result<Action, Error> {
+pub(super) async fn reconcile(
+    ks: Arc<DynamicObject>,
+    engine: Arc<DriftEngine>,
+) -> Result<Action, Error> {
     let value = serde_json::to_value(&*ks).unwrap_or(Value::Null);
     // Not ours (another source kind), or a repository with no artifact yet: Flux has nothing of ours
     // applied, and the next apply changes the Kustomization, which brings it back here.
