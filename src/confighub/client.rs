@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH, IF_NONE_MATCH, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,7 +82,7 @@ pub struct ClientStats {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     requests: AtomicU64,
     bytes_downloaded: AtomicU64,
     token_exchanges: AtomicU64,
@@ -108,16 +107,16 @@ pub struct DownloadRequest {
 /// A ConfigHub API client. Cheap to clone; clones share the connection pool and counters.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: Url,
+    pub(super) http: reqwest::Client,
+    pub(super) base: Url,
     /// `{origin}/auth/worker`, where worker credentials are exchanged.
-    auth_url: Url,
-    auth: Option<Arc<TokenSource>>,
-    observer: Option<Arc<dyn RequestObserver>>,
-    options: ClientOptions,
-    retry: RetryPolicy,
-    counters: Arc<Counters>,
-    downloads: Arc<Semaphore>,
+    pub(super) auth_url: Url,
+    pub(super) auth: Option<Arc<TokenSource>>,
+    pub(super) observer: Option<Arc<dyn RequestObserver>>,
+    pub(super) options: ClientOptions,
+    pub(super) retry: RetryPolicy,
+    pub(super) counters: Arc<Counters>,
+    pub(super) downloads: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Client {
@@ -131,22 +130,22 @@ impl fmt::Debug for Client {
 }
 
 /// What the retry loop needs to rebuild a request for each attempt.
-struct Call {
-    op: &'static str,
-    method: Method,
+pub(super) struct Call {
+    pub(super) op: &'static str,
+    pub(super) method: Method,
     /// Whether repeating the request is harmless, so 5xx and cut connections may be retried.
-    idempotent: bool,
-    url: Url,
-    query: Vec<(&'static str, String)>,
-    headers: Vec<(reqwest::header::HeaderName, String)>,
-    body: Option<(&'static str, Bytes)>,
+    pub(super) idempotent: bool,
+    pub(super) url: Url,
+    pub(super) query: Vec<(&'static str, String)>,
+    pub(super) headers: Vec<(reqwest::header::HeaderName, String)>,
+    pub(super) body: Option<(&'static str, Bytes)>,
 }
 
-struct Raw {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    request_id: Option<String>,
+pub(super) struct Raw {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+    pub(super) request_id: Option<String>,
 }
 
 /// Normalises an ETag: strips `W/` and the quotes, leaving the DataHash.
@@ -160,7 +159,7 @@ pub fn normalize_etag(value: &str) -> String {
 /// rather than form-style `+`.
 /// The whole body, or `None` when it is (or declares to be) larger than `limit` bytes: read chunk by
 /// chunk, so a hostile or broken server cannot make the controller allocate more than the limit.
-async fn read_limited(
+pub(super) async fn read_limited(
     mut resp: reqwest::Response,
     limit: usize,
 ) -> Result<Option<bytes::Bytes>, reqwest::Error> {
@@ -178,7 +177,7 @@ async fn read_limited(
     Ok(Some(body.freeze()))
 }
 
-fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
+pub(super) fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
     let mut url = url.clone();
     if query.is_empty() {
         return url;
@@ -196,7 +195,7 @@ fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
     url
 }
 
-fn quoted(etag: &str) -> String {
+pub(super) fn quoted(etag: &str) -> String {
     format!("\"{}\"", normalize_etag(etag))
 }
 
@@ -272,7 +271,7 @@ impl Client {
         }
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -280,7 +279,7 @@ impl Client {
         url
     }
 
-    fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
+    pub(super) fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
         Call {
             op,
             idempotent: method != Method::POST,
@@ -292,7 +291,7 @@ impl Client {
         }
     }
 
-    fn json_body<T: Serialize>(op: &'static str, value: &T) -> Result<Bytes, Error> {
+    pub(super) fn json_body<T: Serialize>(op: &'static str, value: &T) -> Result<Bytes, Error> {
         serde_json::to_vec(value)
             .map(Bytes::from)
             .map_err(|e| Error::Invalid(format!("{op}: encoding request: {e}")))
@@ -300,7 +299,7 @@ impl Client {
 
     /// Sends `call` with the current bearer token. A 401 for a renewable (worker) token renews it
     /// and sends the call once more; a second 401 is the caller's.
-    async fn execute(&self, call: &Call) -> Result<Raw, Error> {
+    pub(super) async fn execute(&self, call: &Call) -> Result<Raw, Error> {
         let bearer = self.bearer().await?;
         let result = self.execute_with(call, bearer.as_ref()).await;
         match (&result, &self.auth, &bearer) {
@@ -320,7 +319,7 @@ impl Client {
     }
 
     /// The token to send: the static one, or the cached access token, renewed when due.
-    async fn bearer(&self) -> Result<Option<Token>, Error> {
+    pub(super) async fn bearer(&self) -> Result<Option<Token>, Error> {
         let Some(auth) = &self.auth else {
             return Ok(None);
         };
@@ -357,7 +356,7 @@ impl Client {
     }
 
     /// Drops the cached access token if it is still `refused` (a concurrent call may have renewed it).
-    async fn forget_token(&self, refused: &Token) {
+    pub(super) async fn forget_token(&self, refused: &Token) {
         if let Some(auth) = &self.auth {
             let mut cached = auth.cached.lock().await;
             if cached.as_ref().is_some_and(|a| &a.token == refused) {
@@ -367,7 +366,7 @@ impl Client {
     }
 
     /// `POST {origin}/auth/worker` with `{"worker_id","worker_secret"}`: a new access token.
-    async fn exchange(&self, id: &str, secret: &Token) -> Result<Access, Error> {
+    pub(super) async fn exchange(&self, id: &str, secret: &Token) -> Result<Access, Error> {
         let op = AUTH_WORKER_OPERATION;
         let body = serde_json::json!({"worker_id": id, "worker_secret": secret.expose()});
         let call = Call {
@@ -433,14 +432,18 @@ impl Client {
         ))
     }
 
-    fn observe(&self, op: &'static str, code: &str) {
+    pub(super) fn observe(&self, op: &'static str, code: &str) {
         if let Some(observer) = &self.observer {
             observer.observe(op, code);
         }
     }
 
     /// Sends `call` with `bearer`, retrying what may succeed on a second try, and reads the whole body.
-    async fn execute_with(&self, call: &Call, bearer: Option<&Token>) -> Result<Raw, Error> {
+    pub(super) async fn execute_with(
+        &self,
+        call: &Call,
+        bearer: Option<&Token>,
+    ) -> Result<Raw, Error> {
         // POST is not idempotent: a retry after the server may have acted could create twice.
         let idempotent = call.idempotent;
         let mut attempt = 0u32;
@@ -538,7 +541,7 @@ impl Client {
         }
     }
 
-    fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> Error {
+    pub(super) fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> Error {
         if e.is_timeout() {
             return Error::Timeout {
                 operation: op,
@@ -558,7 +561,7 @@ impl Client {
         }
     }
 
-    async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
+    pub(super) async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
         let raw = self.execute(call).await?;
         decode(call.op, &raw)
     }
@@ -567,7 +570,7 @@ impl Client {
     /// parameters unchanged) until a page comes without it. A page may be short or empty and still
     /// have a next one; `null` reads as an empty page.
     /// `sized` sends `ClientOptions::page_size` as `limit` (Space and Unit lists).
-    async fn fetch_list<T: DeserializeOwned>(
+    pub(super) async fn fetch_list<T: DeserializeOwned>(
         &self,
         mut call: Call,
         sized: bool,
@@ -604,371 +607,9 @@ impl Client {
             call.query.push(("continue", next));
         }
     }
-
-    /// `GET /info` (no token needed).
-    pub async fn info(&self) -> Result<ApiInfo, Error> {
-        self.fetch_json(&self.call("GetInfo", Method::GET, &["info"]))
-            .await
-    }
-
-    /// `GET /me`: the token check. A bad token fails with [`Error::is_unauthorized`].
-    pub async fn me(&self) -> Result<OrganizationMember, Error> {
-        self.fetch_json(&self.call("GetMe", Method::GET, &["me"]))
-            .await
-    }
-
-    /// `GET /space?where=…`.
-    pub async fn list_spaces(&self, where_: Option<&str>) -> Result<Vec<ExtendedSpace>, Error> {
-        let mut call = self.call("ListSpaces", Method::GET, &["space"]);
-        if let Some(w) = where_ {
-            call.query.push(("where", w.to_string()));
-        }
-        self.fetch_list(call, true).await
-    }
-
-    /// `GET /space/{id}`.
-    pub async fn get_space(&self, space_id: &str) -> Result<Space, Error> {
-        let call = self.call("GetSpace", Method::GET, &["space", space_id]);
-        Ok(self.fetch_json::<ExtendedSpace>(&call).await?.space)
-    }
-
-    /// Looks a Space up by slug with `where=Slug = '…'` (quoted safely).
-    pub async fn find_space_by_slug(&self, slug: &str) -> Result<Option<Space>, Error> {
-        let w = super::Where::new()
-            .eq("Slug", slug)
-            .build()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let spaces = self.list_spaces(Some(&w)).await?;
-        Ok(spaces.into_iter().map(|s| s.space).find(|s| s.slug == slug))
-    }
-
-    /// Accepts what users write in a spec: a Space UUID or a slug.
-    pub async fn resolve_space(&self, slug_or_id: &str) -> Result<Space, Error> {
-        if uuid::Uuid::parse_str(slug_or_id).is_ok() {
-            return self.get_space(slug_or_id).await;
-        }
-        self.find_space_by_slug(slug_or_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                operation: "ResolveSpace",
-                kind: "space",
-                name: slug_or_id.to_string(),
-            })
-    }
-
-    /// `POST /space`; with `allow_exists` an existing Space of that slug is returned instead of 409.
-    pub async fn create_space(
-        &self,
-        space: &SpaceCreate,
-        allow_exists: bool,
-    ) -> Result<Space, Error> {
-        let op = "CreateSpace";
-        let mut call = self.call(op, Method::POST, &["space"]);
-        call.query.push(("allow_exists", allow_exists.to_string()));
-        call.body = Some(("application/json", Self::json_body(op, space)?));
-        self.fetch_json(&call).await
-    }
-
-    /// `GET /space/{id}/unit?where=…&select=…`, every page.
-    pub async fn list_units(
-        &self,
-        space_id: &str,
-        where_: Option<&str>,
-        select: &[&str],
-    ) -> Result<Vec<Unit>, Error> {
-        let mut call = self.call("ListUnits", Method::GET, &["space", space_id, "unit"]);
-        if let Some(w) = where_ {
-            call.query.push(("where", w.to_string()));
-        }
-        if !select.is_empty() {
-            call.query.push(("select", select.join(",")));
-        }
-        let units: Vec<ExtendedUnit> = self.fetch_list(call, true).await?;
-        Ok(units.into_iter().map(|u| u.unit).collect())
-    }
-
-    /// `GET /space/{id}/unit/{id}`.
-    pub async fn get_unit(&self, space_id: &str, unit_id: &str) -> Result<Unit, Error> {
-        let call = self.call(
-            "GetUnit",
-            Method::GET,
-            &["space", space_id, "unit", unit_id],
-        );
-        Ok(self.fetch_json::<ExtendedUnit>(&call).await?.unit)
-    }
-
-    /// `POST /space/{id}/unit`: the new Unit starts at revision 1, empty.
-    pub async fn create_unit(
-        &self,
-        space_id: &str,
-        unit: &UnitCreate,
-        allow_exists: bool,
-    ) -> Result<Unit, Error> {
-        let op = "CreateUnit";
-        let mut call = self.call(op, Method::POST, &["space", space_id, "unit"]);
-        call.query.push(("allow_exists", allow_exists.to_string()));
-        call.body = Some(("application/json", Self::json_body(op, unit)?));
-        Ok(self
-            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
-            .await?
-            .unit)
-    }
-
-    /// `PUT /space/{id}/unit/{id}`: whole-entity replace guarded by `unit.version` (409 if stale).
-    pub async fn update_unit(&self, space_id: &str, unit: &Unit) -> Result<Unit, Error> {
-        let op = "UpdateUnit";
-        let mut call = self.call(op, Method::PUT, &["space", space_id, "unit", &unit.unit_id]);
-        call.body = Some(("application/json", Self::json_body(op, unit)?));
-        Ok(self
-            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
-            .await?
-            .unit)
-    }
-
-    /// `PATCH /space/{id}/unit/{id}` as `application/merge-patch+json`.
-    pub async fn patch_unit(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        patch: &UnitPatch,
-    ) -> Result<Unit, Error> {
-        let op = "PatchUnit";
-        let mut call = self.call(op, Method::PATCH, &["space", space_id, "unit", unit_id]);
-        call.body = Some(("application/merge-patch+json", Self::json_body(op, patch)?));
-        Ok(self
-            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
-            .await?
-            .unit)
-    }
-
-    /// `DELETE /space/{id}/unit/{id}`.
-    pub async fn delete_unit(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-    ) -> Result<DeleteResponse, Error> {
-        let call = self.call(
-            "DeleteUnit",
-            Method::DELETE,
-            &["space", space_id, "unit", unit_id],
-        );
-        self.fetch_json(&call).await
-    }
-
-    async fn download(
-        &self,
-        mut call: Call,
-        if_none_match: Option<&str>,
-    ) -> Result<DataDownload, Error> {
-        if let Some(etag) = if_none_match {
-            call.headers.push((IF_NONE_MATCH, quoted(etag)));
-        }
-        let _permit = self
-            .downloads
-            .acquire()
-            .await
-            .map_err(|_| Error::Invalid("download semaphore closed".into()))?;
-        let raw = self.execute(&call).await?;
-        if raw.status == StatusCode::NOT_MODIFIED {
-            return Ok(DataDownload::NotModified);
-        }
-        let etag = raw
-            .headers
-            .get(ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(normalize_etag);
-        Ok(DataDownload::Data {
-            bytes: raw.body,
-            etag,
-        })
-    }
-
-    /// `GET /space/{id}/unit/{id}/data`, conditional on `if_none_match` (a DataHash, quoted or not).
-    pub async fn download_unit_data(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        if_none_match: Option<&str>,
-    ) -> Result<DataDownload, Error> {
-        let call = self.call(
-            "DownloadUnitData",
-            Method::GET,
-            &["space", space_id, "unit", unit_id, "data"],
-        );
-        self.download(call, if_none_match).await
-    }
-
-    /// Downloads many Units' data with at most `max_concurrent_downloads` in flight; results come
-    /// back in completion order, each with its Unit ID.
-    pub async fn download_many(
-        &self,
-        space_id: &str,
-        requests: Vec<DownloadRequest>,
-    ) -> Vec<(String, Result<DataDownload, Error>)> {
-        let limit = self.options.max_concurrent_downloads.max(1);
-        futures::stream::iter(requests)
-            .map(|req| async move {
-                let result = self
-                    .download_unit_data(space_id, &req.unit_id, req.if_none_match.as_deref())
-                    .await;
-                (req.unit_id, result)
-            })
-            .buffer_unordered(limit)
-            .collect()
-            .await
-    }
-
-    /// `PUT /space/{id}/unit/{id}/data`. With `if_match` a concurrent write fails with
-    /// [`Error::is_conflict`] (409, or 412 from servers that use it).
-    pub async fn upload_unit_data(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        data: impl Into<Bytes>,
-        if_match: Option<&str>,
-        last_change_description: Option<&str>,
-    ) -> Result<Unit, Error> {
-        let mut call = self.call(
-            "UploadUnitData",
-            Method::PUT,
-            &["space", space_id, "unit", unit_id, "data"],
-        );
-        if let Some(etag) = if_match {
-            call.headers.push((IF_MATCH, quoted(etag)));
-        }
-        if let Some(d) = last_change_description {
-            call.query.push(("last_change_description", d.to_string()));
-        }
-        call.body = Some(("application/octet-stream", data.into()));
-        Ok(self
-            .fetch_json::<UnitCreateOrUpdateResponse>(&call)
-            .await?
-            .unit)
-    }
-
-    /// `GET /space/{id}/unit/{id}/revision` with `where`, `limit` (≤ 1000) and `order_by`
-    /// (e.g. `DESC:RevisionNum`).
-    pub async fn list_revisions(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        where_: Option<&str>,
-        limit: Option<u32>,
-        order_by: Option<&str>,
-    ) -> Result<Vec<Revision>, Error> {
-        let mut call = self.call(
-            "ListRevisions",
-            Method::GET,
-            &["space", space_id, "unit", unit_id, "revision"],
-        );
-        if let Some(w) = where_ {
-            call.query.push(("where", w.to_string()));
-        }
-        if let Some(l) = limit {
-            call.query.push(("limit", l.to_string()));
-        }
-        if let Some(o) = order_by {
-            call.query.push(("order_by", o.to_string()));
-        }
-        // With a limit the caller asked for that many: one page. Without, every page.
-        let revs: Vec<ExtendedRevision> = if limit.is_some() {
-            let page: Option<Vec<ExtendedRevision>> = self.fetch_json(&call).await?;
-            page.unwrap_or_default()
-        } else {
-            self.fetch_list(call, false).await?
-        };
-        Ok(revs.into_iter().map(|r| r.revision).collect())
-    }
-
-    /// `GET …/revision/{revision_id}` (the Revision UUID, not its number).
-    pub async fn get_revision(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        revision_id: &str,
-    ) -> Result<Revision, Error> {
-        let call = self.call(
-            "GetRevision",
-            Method::GET,
-            &["space", space_id, "unit", unit_id, "revision", revision_id],
-        );
-        Ok(self.fetch_json::<ExtendedRevision>(&call).await?.revision)
-    }
-
-    /// `GET …/revision/{revision_id}/data`.
-    pub async fn download_revision_data(
-        &self,
-        space_id: &str,
-        unit_id: &str,
-        revision_id: &str,
-        if_none_match: Option<&str>,
-    ) -> Result<DataDownload, Error> {
-        let call = self.call(
-            "DownloadRevisionData",
-            Method::GET,
-            &[
-                "space",
-                space_id,
-                "unit",
-                unit_id,
-                "revision",
-                revision_id,
-                "data",
-            ],
-        );
-        self.download(call, if_none_match).await
-    }
-
-    /// `POST /space/{id}/change_set`.
-    pub async fn create_change_set(
-        &self,
-        space_id: &str,
-        change_set: &ChangeSetCreate,
-    ) -> Result<ChangeSet, Error> {
-        let op = "CreateChangeSet";
-        let mut call = self.call(op, Method::POST, &["space", space_id, "change_set"]);
-        call.body = Some(("application/json", Self::json_body(op, change_set)?));
-        self.fetch_json(&call).await
-    }
-
-    /// `GET /space/{id}/change_set/{id}`.
-    pub async fn get_change_set(
-        &self,
-        space_id: &str,
-        change_set_id: &str,
-    ) -> Result<ChangeSet, Error> {
-        let call = self.call(
-            "GetChangeSet",
-            Method::GET,
-            &["space", space_id, "change_set", change_set_id],
-        );
-        Ok(self
-            .fetch_json::<ExtendedChangeSet>(&call)
-            .await?
-            .change_set)
-    }
-
-    /// `GET /space/{id}/change_set`.
-    pub async fn list_change_sets(&self, space_id: &str) -> Result<Vec<ChangeSet>, Error> {
-        let call = self.call(
-            "ListChangeSets",
-            Method::GET,
-            &["space", space_id, "change_set"],
-        );
-        let sets: Vec<ExtendedChangeSet> = self.fetch_list(call, false).await?;
-        Ok(sets.into_iter().map(|c| c.change_set).collect())
-    }
-
-    /// `POST /space/{id}/release`: publishes the Space's Units at their heads.
-    pub async fn publish_release(&self, space_id: &str) -> Result<Release, Error> {
-        let op = "PublishRelease";
-        let mut call = self.call(op, Method::POST, &["space", space_id, "release"]);
-        call.body = Some(("application/json", Bytes::from_static(b"{}")));
-        self.fetch_json(&call).await
-    }
 }
 
-fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> {
+pub(super) fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> {
     serde_json::from_slice(&raw.body).map_err(|e| Error::Decode {
         operation: op,
         status: raw.status.as_u16(),
@@ -979,7 +620,7 @@ fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> 
 
 /// Turns a 4xx/5xx into [`Error::Api`], using the `StandardErrorResponse` when the body is one and
 /// a short excerpt of the body otherwise (proxies answer with HTML).
-fn api_error(
+pub(super) fn api_error(
     op: &'static str,
     status: StatusCode,
     request_id: Option<String>,

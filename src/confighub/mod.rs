@@ -5,6 +5,7 @@
 mod auth;
 mod client;
 mod error;
+mod ops;
 pub mod retry;
 mod token;
 pub mod types;
