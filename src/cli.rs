@@ -28,6 +28,8 @@ pub enum Command {
     Pack(PackArgs),
     /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
     Hub(crate::hub::cli::HubArgs),
+    /// Show the delivery chain of a cluster object, from the ConfigHub unit (or other GitOps source) down to it.
+    Trace(crate::trace::TraceArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -122,6 +124,7 @@ pub fn main(cli: Cli) -> ExitCode {
         },
         Command::Pack(args) => pack(args),
         Command::Hub(args) => crate::hub::cli::main(args),
+        Command::Trace(args) => crate::trace::main(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

@@ -17,3 +17,4 @@ pub mod hub;
 pub mod run;
 pub mod source;
 pub mod telemetry;
+pub mod trace;

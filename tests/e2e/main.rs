@@ -8,3 +8,4 @@ mod drift;
 mod drift_flow;
 mod smoke;
 mod source;
+mod trace;

@@ -1,0 +1,689 @@
+//! `confighub-source-controller trace` against the real control plane: a chain delivered by the controller
+//! and kustomize-controller (healthy, drifted, stale, broken, orphaned), objects made by hand, a Helm
+//! release, and Argo CD Applications on Argo CD's real CRD. Text and JSON output are both checked, and the
+//! exit code (0 ok, 2 broken, 3 warnings).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn config_map(name: &str, color: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
+}
+
+fn deployment(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n"
+    )
+}
+
+/// Runs the real binary's `trace` against the test cluster; returns (exit code, stdout, stderr).
+async fn trace(args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"));
+    cmd.arg("trace")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&control_plane().kubeconfig)
+        .env_remove("CONFIGHUB_TOKEN")
+        .env_remove("CONFIGHUB_URL")
+        .env_remove("KUBECONFIG");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("running trace"))
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `trace ... -o json`, parsed; returns (exit code, trace).
+async fn trace_json(args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let (code, out, err) = trace(&all).await;
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!("trace -o json printed no JSON ({e}); stdout:\n{out}\nstderr:\n{err}")
+    });
+    (code, v)
+}
+
+fn kinds(t: &Value) -> Vec<String> {
+    t["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn marks(t: &Value) -> Vec<String> {
+    t["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mark"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn finding_types(t: &Value) -> Vec<String> {
+    t["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn dynamic(
+    client: &kube::Client,
+    ns: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)),
+    )
+}
+
+/// Sets a Deployment's status as a kube-controller-manager would (the test cluster runs none).
+async fn deployment_ready(client: &kube::Client, ns: &str, name: &str, ready: i64) {
+    let api = dynamic(client, ns, "apps", "v1", "Deployment");
+    let generation = api
+        .get(name)
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap_or(1);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"observedGeneration": generation, "replicas": 3,
+            "readyReplicas": ready, "updatedReplicas": 3, "availableReplicas": ready}}),
+        ),
+    )
+    .await
+    .expect("setting the Deployment's status");
+}
+
+/// A hub space with a ConfigMap and a Deployment unit, a Ready repository and a Kustomization that applied
+/// both, in a fresh namespace. Returns (namespace, hub, space id).
+async fn delivered(client: &kube::Client, prefix: &str, space: &str) -> (String, TestHub, String) {
+    controller();
+    let ns = namespace(client, prefix).await;
+    let hub = TestHub::start().await;
+    let space_id = hub.space(space).await;
+    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
+        .await;
+    hub.put_unit(&space_id, "backend", &deployment("backend", "nginx:1.27"))
+        .await;
+    token_secret(client, &ns, "confighub", &hub.token).await;
+    apply_repository(
+        client,
+        &ns,
+        "apps",
+        json!({"url": hub.url, "space": space, "interval": "2s", "secretRef": {"name": "confighub"}}),
+    )
+    .await;
+    wait_repository(client, &ns, "apps", "True", None, TIMEOUT).await;
+    apply_kustomization(client, &ns, "apps", "apps").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let deployments = dynamic(client, &ns, "apps", "v1", "Deployment");
+    wait_for("both units to be applied", TIMEOUT, || async {
+        let cm = cms.get_opt("settings").await.ok().flatten();
+        let d = deployments.get_opt("backend").await.ok().flatten();
+        (cm.is_some() && d.is_some()).then_some(())
+    })
+    .await;
+    wait_for("the Kustomization to be Ready", TIMEOUT, || async {
+        kustomization_ready(client, &ns, "apps")
+            .await
+            .filter(|(s, _)| s == "True")
+    })
+    .await;
+    (ns, hub, space_id)
+}
+
+fn drift_url() -> String {
+    format!("http://{}", controller().http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_follows_objects_to_their_unit_and_names_drift_and_orphans() {
+    let client = client().await;
+    let (ns, _hub, space_id) = delivered(&client, "trace-ok", "acorn").await;
+    deployment_ready(&client, &ns, "backend", 3).await;
+    let drift = drift_url();
+    let chr = wait_repository(&client, &ns, "apps", "True", None, TIMEOUT).await;
+    let revision = chr.status.unwrap().artifact.unwrap().revision;
+
+    // Every level ✓, in text.
+    let (code, out, err) = trace(&["deployment/backend", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(code, 0, "trace failed:\n{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("ConfigHub unit acorn/backend"),
+        "{out}"
+    );
+    assert!(lines[0].ends_with("✓ rev 2 (head 2)"), "{out}");
+    assert!(
+        lines[1].contains(&format!("└─▶ ConfigHubRepository {ns}/apps")),
+        "{out}"
+    );
+    let short = &revision[..revision.find(':').unwrap() + 9];
+    assert!(lines[1].ends_with(&format!("✓ {short}…")), "{out}");
+    assert!(
+        lines[2].contains(&format!("└─▶ ExternalArtifact {ns}/apps")),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains(&format!("└─▶ Kustomization {ns}/apps")),
+        "{out}"
+    );
+    assert!(lines[3].ends_with(&format!("✓ Applied {short}…")), "{out}");
+    assert!(
+        lines[5].contains(&format!("└─▶ Deployment {ns}/backend")),
+        "{out}"
+    );
+    assert!(lines[5].ends_with("✓ 3/3 ready"), "{out}");
+    assert!(out.contains("image nginx:1.27"), "{out}");
+    assert!(out.trim_end().ends_with("every level is ready."), "{out}");
+
+    // The same in JSON, and for the ConfigMap.
+    let (code, t) = trace_json(&["cm", "settings", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(code, 0, "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        [
+            "ConfigHubUnit",
+            "ConfigHubRepository",
+            "ExternalArtifact",
+            "Kustomization",
+            "ConfigMap"
+        ]
+    );
+    assert_eq!(marks(&t), ["ok"; 5], "{t:#}");
+    assert_eq!(t["owner"], "confighub");
+    assert_eq!(t["status"], "ok");
+    let unit = &t["levels"][0];
+    assert_eq!(unit["name"], "acorn/settings");
+    assert_eq!(unit["details"]["spaceId"], space_id.as_str());
+    assert_eq!(unit["details"]["revision"], 2);
+    assert_eq!(unit["details"]["headRevision"], 2);
+    assert_eq!(t["levels"][1]["revision"], revision.as_str());
+    assert_eq!(t["levels"][1]["details"]["mode"], "Head");
+    assert_eq!(t["levels"][3]["revision"], revision.as_str());
+    assert_eq!(t["levels"][3]["details"]["path"], "./");
+    assert_eq!(t["levels"][4]["summary"], "exists");
+    assert_eq!(t["drift"]["state"], "none", "{t:#}");
+    assert!(t["findings"].as_array().unwrap().is_empty(), "{t:#}");
+
+    // The whole namespace in one pass: the same chains, one line each.
+    let (code, all) = trace_json(&["--all", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(
+        code, 3,
+        "the token Secret and the repository were made by hand: {all:#}"
+    );
+    let traces = all["traces"].as_array().unwrap();
+    let find = |kind: &str, name: &str| {
+        traces
+            .iter()
+            .find(|t| t["object"]["kind"] == kind && t["object"]["name"] == name)
+            .unwrap_or_else(|| panic!("no trace of {kind}/{name} in {all:#}"))
+    };
+    for (kind, name) in [("Deployment", "backend"), ("ConfigMap", "settings")] {
+        let t = find(kind, name);
+        assert_eq!(
+            (t["owner"].as_str(), t["status"].as_str()),
+            (Some("confighub"), Some("ok")),
+            "{t:#}"
+        );
+        assert_eq!(t["levels"][0]["details"]["headRevision"], 2, "{t:#}");
+    }
+    assert_eq!(find("Secret", "confighub")["orphan"], "never-managed");
+    let (_, out, _) = trace(&["--all", "-n", &ns, "--drift-url", &drift]).await;
+    let line = out
+        .lines()
+        .find(|l| l.contains("ConfigMap/settings"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("✓ ConfigMap/settings")
+            && line.contains(&format!(
+                "ConfigHub acorn/settings@2 → ConfigHubRepository {ns}/apps"
+            )),
+        "{out}"
+    );
+
+    // Scaled behind Flux's back: the controller records the drift and trace shows it.
+    let deployments = dynamic(&client, &ns, "apps", "v1", "Deployment");
+    deployments
+        .patch(
+            "backend",
+            &PatchParams::apply("e2e-scaler").force(),
+            &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "backend", "namespace": ns}, "spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    let record_url = format!("{drift}/api/v1/drift-records/Deployment:{ns}:backend");
+    wait_for("the drift record", TIMEOUT, || async {
+        let r = http_get(&record_url).await;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let (code, t) = trace_json(&["deploy/backend", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(code, 3, "drift is a warning: {t:#}");
+    assert!(finding_types(&t).contains(&"drifted".to_string()), "{t:#}");
+    assert_eq!(t["drift"]["state"], "active");
+    let record = &t["drift"]["record"];
+    assert_eq!(record["id"], format!("Deployment:{ns}:backend"));
+    assert!(
+        record["types"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Scaling")),
+        "{t:#}"
+    );
+    assert_eq!(record["actor"], "e2e-scaler");
+    assert_eq!(record["items"][0]["path"], "/spec/replicas");
+    let (_, out, _) = trace(&["deploy/backend", "-n", &ns, "--drift-url", &drift]).await;
+    assert!(out.contains("Drift (active): Scaling"), "{out}");
+    assert!(
+        out.contains("/spec/replicas: desired 3, live 5 (e2e-scaler)"),
+        "{out}"
+    );
+
+    // The Kustomization is deleted without pruning: its objects stay, now orphaned.
+    let ks = kustomizations(&client, &ns);
+    ks.patch(
+        "apps",
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps"}, "spec": {"prune": false}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // Let kustomize-controller see prune: false before the deletion.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ks.delete("apps", &DeleteParams::default()).await.unwrap();
+    wait_for("the Kustomization to be gone", TIMEOUT, || async {
+        ks.get_opt("apps")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        cms.get_opt("settings").await.unwrap().is_some(),
+        "not pruned"
+    );
+    let (code, t) = trace_json(&["cm/settings", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(t["orphan"], "was-managed", "{t:#}");
+    assert!(finding_types(&t).contains(&"orphan".to_string()));
+    assert!(
+        t["summary"]
+            .as_str()
+            .unwrap()
+            .contains("was managed, now orphaned"),
+        "{t:#}"
+    );
+    let (_, out, _) = trace(&["cm/settings", "-n", &ns]).await;
+    assert!(
+        out.contains(&format!("Kustomization {ns}/apps, which no longer exists")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_not_yet_delivered_is_stale_at_the_level_that_holds_it() {
+    let client = client().await;
+    let (ns, hub, space_id) = delivered(&client, "trace-stale", "birch").await;
+    let chr_api: Api<confighub_source_controller::api::ConfigHubRepository> =
+        Api::namespaced(client.clone(), &ns);
+    let spec = |suspend: bool| json!({"url": hub.url, "space": "birch", "interval": "2s", "secretRef": {"name": "confighub"}, "suspend": suspend});
+
+    // The repository is suspended, then the unit is edited in ConfigHub: head 3, the cluster runs 2.
+    apply_repository(&client, &ns, "apps", spec(true)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = chr_api
+        .get("apps")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .artifact
+        .unwrap()
+        .revision;
+    hub.put_unit(&space_id, "settings", &config_map("settings", "green"))
+        .await;
+    let (code, t) = trace_json(&["configmap/settings", "-n", &ns]).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(finding_types(&t), ["stale"], "{t:#}");
+    assert_eq!(t["levels"][0]["details"]["headRevision"], 3);
+    assert_eq!(t["levels"][0]["details"]["revision"], 2);
+    assert_eq!(
+        t["findings"][0]["level"], 1,
+        "the repository holds it up: {t:#}"
+    );
+    let summary = t["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("head revision 3, the cluster runs revision 2")
+            && summary.contains(&format!("ConfigHubRepository {ns}/apps is suspended")),
+        "{summary}"
+    );
+    let (code, out, _) = trace(&["configmap/settings", "-n", &ns]).await;
+    assert_eq!(code, 3);
+    assert!(
+        out.lines().next().unwrap().ends_with("⚠ rev 2 (head 3)"),
+        "{out}"
+    );
+    assert_eq!(
+        chr_api
+            .get("apps")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .artifact
+            .unwrap()
+            .revision,
+        before,
+        "the suspended repository did not fetch the edit"
+    );
+
+    // The Kustomization is suspended and the repository resumed: the artifact moves on, Flux does not.
+    let ks = kustomizations(&client, &ns);
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .unwrap();
+    apply_repository(&client, &ns, "apps", spec(false)).await;
+    wait_for("the repository to fetch the edit", TIMEOUT, || async {
+        let chr = chr_api.get("apps").await.ok()?;
+        let rev = chr.status?.artifact?.revision;
+        (rev != before).then_some(())
+    })
+    .await;
+    let (code, t) = trace_json(&["configmap/settings", "-n", &ns]).await;
+    assert_eq!(code, 3, "{t:#}");
+    let kustomization = &t["levels"][3];
+    assert_eq!(kustomization["kind"], "Kustomization");
+    assert_eq!(kustomization["stale"], true, "{t:#}");
+    assert_eq!(kustomization["mark"], "warn");
+    let summary = t["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("Kustomization {ns}/apps last applied")),
+        "{summary}"
+    );
+    assert!(summary.contains("(it is suspended)"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kustomization_that_cannot_build_is_broken() {
+    let client = client().await;
+    let (ns, _hub, _) = delivered(&client, "trace-broken", "cedar").await;
+    let ks = kustomizations(&client, &ns);
+    ks.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"path": "./missing"}})),
+    )
+    .await
+    .unwrap();
+    wait_for("the Kustomization to fail", TIMEOUT, || async {
+        kustomization_ready(&client, &ns, "apps")
+            .await
+            .filter(|(s, _)| s == "False")
+    })
+    .await;
+    let (code, t) = trace_json(&["cm/settings", "-n", &ns]).await;
+    assert_eq!(code, 2, "broken exits 2: {t:#}");
+    assert_eq!(t["status"], "broken");
+    assert_eq!(finding_types(&t)[0], "broken");
+    assert_eq!(t["findings"][0]["level"], 3);
+    assert_eq!(marks(&t), ["ok", "ok", "ok", "fail", "warn"], "{t:#}");
+    assert_eq!(t["levels"][4]["stale"], true);
+    assert_eq!(t["levels"][3]["details"]["path"], "./missing");
+    let (code, out, _) = trace(&["cm/settings", "-n", &ns]).await;
+    assert_eq!(code, 2);
+    let last = out.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("✗ Broken: Kustomization {ns}/apps is not ready"))
+            && last.contains("missing"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_made_by_hand_were_never_managed_and_helm_releases_are_read_from_their_records() {
+    let client = client().await;
+    let ns = namespace(&client, "trace-hand").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "by-hand"}, "data": {"k": "v"}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let (code, t) = trace_json(&["cm/by-hand", "-n", &ns]).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(
+        (t["owner"].as_str(), t["orphan"].as_str()),
+        (Some("none"), Some("never-managed"))
+    );
+    assert_eq!(kinds(&t), ["ConfigMap"]);
+    let (_, out, _) = trace(&["cm/by-hand", "-n", &ns]).await;
+    assert!(out.contains("⚠ Orphan: never managed"), "{out}");
+
+    // A release installed by the helm CLI: its record Secret and an object of it.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for (version, status) in [(1, "superseded"), (2, "deployed")] {
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": format!("sh.helm.release.v1.redis.v{version}"),
+                         "labels": {"owner": "helm", "name": "redis", "status": status, "version": version.to_string()}},
+            "type": "helm.sh/release.v1", "data": {"release": "H4sIAAAAAAAA"}}))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "redis-master",
+            "labels": {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": "redis"},
+            "annotations": {"meta.helm.sh/release-name": "redis", "meta.helm.sh/release-namespace": ns}},
+        "spec": {"ports": [{"port": 6379}]}}))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let (code, t) = trace_json(&["svc/redis-master", "-n", &ns]).await;
+    assert_eq!(code, 0, "{t:#}");
+    assert_eq!(t["owner"], "helm");
+    assert_eq!(kinds(&t), ["HelmRelease", "Service"]);
+    assert_eq!(t["levels"][0]["summary"], "revision 2 deployed");
+    let (_, out, _) = trace(&["service", "redis-master", "-n", &ns]).await;
+    assert!(
+        out.starts_with(&format!("Helm release {ns}/redis")),
+        "{out}"
+    );
+
+    // --all: Helm's own record Secrets belong to the release; the hand-made ConfigMap to nobody.
+    let (code, all) = trace_json(&["--all", "-n", &ns]).await;
+    assert_eq!(code, 3, "{all:#}");
+    let owners: std::collections::BTreeMap<String, String> = all["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                format!(
+                    "{}/{}",
+                    t["object"]["kind"].as_str().unwrap(),
+                    t["object"]["name"].as_str().unwrap()
+                ),
+                t["owner"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(owners["ConfigMap/by-hand"], "none");
+    assert_eq!(owners["Service/redis-master"], "helm");
+    assert_eq!(owners["Secret/sh.helm.release.v1.redis.v2"], "helm");
+    let (_, out, _) = trace(&["--all", "-n", &ns]).await;
+    assert!(out.contains("⚠ ConfigMap/by-hand"), "{out}");
+    assert!(out.contains("✓ Service/redis-master"), "{out}");
+    assert!(out.contains("objects:"), "{out}");
+}
+
+/// Installs Argo CD's real Application CRD (tests/e2e/testdata, see its header) once per test binary.
+async fn argocd_crd() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/e2e/testdata/argocd-application-crd.yaml"
+        );
+        let cp = control_plane();
+        let (ok, out, err) = cp.run_tool("kubectl", &["apply", "--server-side", "-f", path]);
+        assert!(ok, "installing the Argo CD CRD: {out}{err}");
+        let (ok, out, err) = cp.run_tool(
+            "kubectl",
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/applications.argoproj.io",
+            ],
+        );
+        assert!(ok, "{out}{err}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_applications_show_their_sync_revision_status_and_health() {
+    let client = client().await;
+    argocd_crd().await;
+    let ns = namespace(&client, "trace-argo").await;
+    let sha = "53e28ff20cc530b9ada2173fbbd64d48338583ba";
+    let apps = dynamic(&client, &ns, "argoproj.io", "v1alpha1", "Application");
+    let application = |sync: &str, health: &str| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "guestbook", "namespace": ns},
+            "spec": {"project": "default",
+                     "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git", "path": "guestbook", "targetRevision": "HEAD"},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": ns}},
+            "status": {"sync": {"status": sync, "revision": sha},
+                       "health": {"status": health},
+                       "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": ns,
+                                      "name": "guestbook-ui", "status": sync, "health": {"status": health}}]}})
+    };
+    // The real CRD has no status subresource: Argo CD writes status with the object, as the test does.
+    apps.patch(
+        "guestbook",
+        &PatchParams::apply("argocd-application-controller").force(),
+        &Patch::Apply(application("Synced", "Healthy")),
+    )
+    .await
+    .expect("an Application accepted by Argo CD's CRD");
+    let deployments = dynamic(&client, &ns, "apps", "v1", "Deployment");
+    let deploy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "guestbook-ui", "namespace": ns,
+            "annotations": {"argocd.argoproj.io/tracking-id": format!("guestbook:apps/Deployment:{ns}/guestbook-ui")}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "guestbook-ui"}},
+                 "template": {"metadata": {"labels": {"app": "guestbook-ui"}},
+                              "spec": {"containers": [{"name": "ui", "image": "gcr.io/heptio-images/ks-guestbook-demo:0.2"}]}}}}))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    deployment_ready(&client, &ns, "guestbook-ui", 3).await;
+
+    let args = [
+        "deploy/guestbook-ui",
+        "-n",
+        ns.as_str(),
+        "--argocd-namespace",
+        ns.as_str(),
+    ];
+    let (code, t) = trace_json(&args).await;
+    assert_eq!(code, 0, "{t:#}");
+    assert_eq!(t["owner"], "argocd");
+    assert_eq!(kinds(&t), ["Source", "Application", "Deployment"]);
+    assert_eq!(marks(&t), ["ok", "ok", "ok"], "{t:#}");
+    let app = &t["levels"][1];
+    assert_eq!(app["revision"], sha);
+    assert_eq!(app["details"]["syncStatus"], "Synced");
+    assert_eq!(app["details"]["health"], "Healthy");
+    assert_eq!(app["details"]["resourceStatus"], "Synced");
+    assert_eq!(
+        t["levels"][0]["name"],
+        "https://github.com/argoproj/argocd-example-apps.git"
+    );
+    let (_, out, _) = trace(&args).await;
+    assert!(
+        out.contains(&format!("└─▶ Application {ns}/guestbook")),
+        "{out}"
+    );
+    assert!(out.contains("✓ Synced, Healthy at 53e28ff2…"), "{out}");
+
+    // OutOfSync: stale. Degraded: broken.
+    apps.patch(
+        "guestbook",
+        &PatchParams::apply("argocd-application-controller").force(),
+        &Patch::Apply(application("OutOfSync", "Healthy")),
+    )
+    .await
+    .unwrap();
+    let (code, t) = trace_json(&args).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(finding_types(&t), ["stale"], "{t:#}");
+    assert!(
+        t["summary"].as_str().unwrap().contains("is OutOfSync"),
+        "{t:#}"
+    );
+    apps.patch(
+        "guestbook",
+        &PatchParams::apply("argocd-application-controller").force(),
+        &Patch::Apply(application("Synced", "Degraded")),
+    )
+    .await
+    .unwrap();
+    let (code, t) = trace_json(&args).await;
+    assert_eq!(code, 2, "{t:#}");
+    assert_eq!(finding_types(&t)[0], "broken");
+
+    // The Application is deleted: the object was managed, and is now orphaned.
+    apps.delete("guestbook", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the Application to be gone", TIMEOUT, || async {
+        apps.get_opt("guestbook")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let (code, t) = trace_json(&args).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(t["orphan"], "was-managed", "{t:#}");
+}
