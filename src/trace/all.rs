@@ -291,6 +291,10 @@ async fn drift(client: &Client, ns: &str, index: &mut Index, opts: &Options) {
     }
 }
 
+/// What one list job returns: the items, a note when it failed, whether they are objects of the namespace,
+/// and the namespace listed (`None` for cluster-wide owner lists).
+type Listed = (Vec<Value>, Option<String>, bool, Option<String>);
+
 /// Lists everything; returns the namespace's objects (sorted by kind and name), the index and notes about
 /// what could not be listed.
 pub async fn gather_all(
@@ -316,18 +320,17 @@ pub async fn gather_all(
         let owner_kind = owner_set.contains(&(r.group.clone(), r.kind.clone()));
         (r, Some(ns.to_string()), !owner_kind)
     }));
-    let results: Vec<(Vec<Value>, Option<String>, bool, Option<String>)> =
-        futures::stream::iter(jobs)
-            .map(|(r, namespace, object_list)| {
-                let client = client.clone();
-                async move {
-                    let (items, note) = list(&client, r, namespace.as_deref()).await;
-                    (items, note, object_list, namespace)
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+    let results: Vec<Listed> = futures::stream::iter(jobs)
+        .map(|(r, namespace, object_list)| {
+            let client = client.clone();
+            async move {
+                let (items, note) = list(&client, r, namespace.as_deref()).await;
+                (items, note, object_list, namespace)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
     let mut objects = Vec::new();
     for (items, note, object_list, namespace) in results {
         notes.extend(note);

@@ -1035,7 +1035,7 @@ fn drift_section(d: &DriftLookup) -> DriftSection {
                     id: record["id"].as_str().unwrap_or_default().to_string(),
                     types: record["types"]
                         .as_array()
-                        .map(|t| t.iter().filter_map(|t| text(t)).collect())
+                        .map(|t| t.iter().filter_map(text).collect())
                         .unwrap_or_default(),
                     severity: text(&record["severity"]),
                     actor: text(&record["actor"]),

@@ -195,7 +195,7 @@ fn matches(
     name == kind.to_ascii_lowercase()
         || name == plural
         || name == singular
-        || shorts.iter().any(|s| *s == name)
+        || shorts.contains(&name)
 }
 
 /// A common kind, without asking the API server.
