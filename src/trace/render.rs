@@ -34,7 +34,8 @@ pub fn text(t: &Trace) -> String {
             level.mark.symbol(),
             level.summary
         ));
-        let indent = " ".repeat(if i == 0 { 4 } else { 2 + 4 * i + 2 });
+        // Under the level's own name, where its child's arrow starts.
+        let indent = " ".repeat(if i == 0 { 2 } else { 4 * i + 2 });
         let mut details = Vec::new();
         if let Some(path) = level.details.get("path").and_then(|p| p.as_str())
             && level.kind == "Kustomization"
@@ -51,7 +52,7 @@ pub fn text(t: &Trace) -> String {
             details.push(m.clone());
         }
         for d in details {
-            out.push_str(&format!("{indent}{d}\n"));
+            out.push_str(&format!("{indent}· {d}\n"));
         }
     }
     if let Some(r) = &t.drift.record {
