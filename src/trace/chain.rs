@@ -1,6 +1,8 @@
 //! Builds the [`Trace`] from what the I/O layer gathered (pure): one level per link of the chain, the marks,
 //! and the findings (stale, broken, drifted, orphan, progressing). Unit-tested on JSON fixtures.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::health::object_health;
@@ -10,7 +12,8 @@ use super::owner::{self, AppRef, Provenance};
 /// The outcome of reading one object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fetched {
-    Found(Value),
+    /// Shared: `--all` hands the same owner objects to thousands of traces.
+    Found(Arc<Value>),
     Missing,
     /// Could not be read (no permission, its CRD not installed, the API unreachable).
     Error(String),
@@ -58,6 +61,9 @@ pub struct FluxData {
     pub source: Option<Fetched>,
     /// The ConfigHubRepository an ExternalArtifact source points back at.
     pub repository: Option<Fetched>,
+    /// Whether the Kustomization's inventory lists the object, when already known (`--all` indexes
+    /// inventories once); `None`: read it from the Kustomization.
+    pub in_inventory: Option<bool>,
 }
 
 /// A Helm release record, from the labels of Helm's release Secrets.
@@ -477,7 +483,10 @@ fn flux_levels(b: &mut Builder, f: &FluxData, managed: &Value) -> (Option<Orphan
         .as_array()
         .map_or(0, Vec::len);
     b.levels[ks_idx].detail("inventoryEntries", count);
-    if !owner::inventory_lists(ks, managed) {
+    if !f
+        .in_inventory
+        .unwrap_or_else(|| owner::inventory_lists(ks, managed))
+    {
         let title = b.levels[ks_idx].title();
         b.find(
             FindingType::Orphan,

@@ -62,9 +62,10 @@ fn confighub_chain(repo: Value, source: Value, kustomization: Value, head: i64) 
         owner: OwnerData::Flux(FluxData {
             namespace: "flux-system".into(),
             name: "apps".into(),
-            kustomization: Fetched::Found(kustomization),
-            source: Some(Fetched::Found(source)),
-            repository: Some(Fetched::Found(repo)),
+            kustomization: Fetched::Found(kustomization.into()),
+            source: Some(Fetched::Found(source.into())),
+            repository: Some(Fetched::Found(repo.into())),
+            in_inventory: None,
         }),
         unit: UnitLookup::Found {
             head,
@@ -397,7 +398,9 @@ fn argo(app: Fetched) -> Gathered {
 
 #[test]
 fn argo_cd_applications_show_sync_revision_status_and_health() {
-    let t = build(&argo(Fetched::Found(application("Synced", "Healthy"))));
+    let t = build(&argo(Fetched::Found(
+        application("Synced", "Healthy").into(),
+    )));
     assert_eq!(t.owner, OwnerKind::Argocd);
     let kinds: Vec<&str> = t.levels.iter().map(|l| l.kind.as_str()).collect();
     assert_eq!(kinds, ["Source", "Application", "Deployment"]);
@@ -411,7 +414,9 @@ fn argo_cd_applications_show_sync_revision_status_and_health() {
     assert_eq!(t.levels[0].details["path"], "guestbook");
     assert!(t.findings.is_empty());
 
-    let t = build(&argo(Fetched::Found(application("OutOfSync", "Healthy"))));
+    let t = build(&argo(Fetched::Found(
+        application("OutOfSync", "Healthy").into(),
+    )));
     assert_eq!(types(&t), [FindingType::Stale]);
     assert!(
         t.summary
@@ -422,7 +427,7 @@ fn argo_cd_applications_show_sync_revision_status_and_health() {
 
     let mut degraded = application("Synced", "Degraded");
     degraded["status"]["health"]["message"] = json!("Deployment has minimum availability false");
-    let t = build(&argo(Fetched::Found(degraded)));
+    let t = build(&argo(Fetched::Found(degraded.into())));
     assert_eq!(types(&t)[0], FindingType::Broken);
     assert!(t.summary.contains("minimum availability"), "{}", t.summary);
 
@@ -498,8 +503,8 @@ fn flux_helm_releases_and_other_flux_sources() {
         owner: OwnerData::HelmRelease {
             namespace: "web".into(),
             name: "podinfo".into(),
-            release: Fetched::Found(hr),
-            source: Some(Fetched::Found(oci)),
+            release: Fetched::Found(hr.into()),
+            source: Some(Fetched::Found(oci.into())),
         },
         unit: UnitLookup::NotChecked("no provenance".into()),
         drift: DriftLookup::NotChecked,
@@ -531,9 +536,10 @@ fn flux_helm_releases_and_other_flux_sources() {
         owner: OwnerData::Flux(FluxData {
             namespace: "flux-system".into(),
             name: "apps".into(),
-            kustomization: Fetched::Found(k),
-            source: Some(Fetched::Found(git)),
+            kustomization: Fetched::Found(k.into()),
+            source: Some(Fetched::Found(git.into())),
             repository: None,
+            in_inventory: None,
         }),
         unit: UnitLookup::NotChecked("no provenance".into()),
         drift: DriftLookup::NotChecked,

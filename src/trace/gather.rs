@@ -58,7 +58,7 @@ async fn get(client: &Client, r: &Resolved, ns: &str, name: &str) -> Fetched {
                     v["apiVersion"] = Value::String(r.resource.api_version.clone());
                     v["kind"] = Value::String(r.resource.kind.clone());
                 }
-                Fetched::Found(v)
+                Fetched::Found(v.into())
             }
             Err(e) => Fetched::Error(e.to_string()),
         },
@@ -89,7 +89,7 @@ pub async fn target(
 ) -> Result<Value, String> {
     let r = resolve::resolve(client, typed_kind).await?;
     match get(client, &r, ns, name).await {
-        Fetched::Found(v) => Ok(v),
+        Fetched::Found(v) => Ok(std::sync::Arc::unwrap_or_clone(v)),
         Fetched::Missing if r.namespaced => Err(format!(
             "{} \"{name}\" not found in namespace \"{ns}\"",
             r.resource.kind
@@ -115,6 +115,7 @@ async fn controllers(client: &Client, obj: &Value) -> Vec<Value> {
         let ns = owner::namespace_of(&current).to_string();
         match get_gvk(client, &api_version, &kind, &ns, &name).await {
             Fetched::Found(parent) => {
+                let parent = std::sync::Arc::unwrap_or_clone(parent);
                 chain.push(parent.clone());
                 current = parent;
             }
@@ -160,6 +161,7 @@ async fn flux(client: &Client, namespace: &str, name: &str) -> FluxData {
         kustomization,
         source: None,
         repository: None,
+        in_inventory: None,
     };
     let Some(ks) = data.kustomization.found().cloned() else {
         return data;
@@ -282,7 +284,7 @@ async fn argo(client: &Client, app: AppRef, via_label: bool, opts: &Options) -> 
                     v["apiVersion"] = Value::String("argoproj.io/v1alpha1".into());
                     v["kind"] = Value::String("Application".into());
                 }
-                application = Fetched::Found(v);
+                application = Fetched::Found(v.into());
             }
         }
     }

@@ -2,7 +2,8 @@
 //! ConfigHub units, drift records, Helm records), and the pure step from those maps to one
 //! [`Gathered`] per object, so each object gets the same chain and findings as a single trace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,9 +13,11 @@ use super::owner::{self, AppRef, OwnerHint};
 /// Objects keyed by (kind, namespace, name).
 #[derive(Default, Debug)]
 pub struct Index {
-    objects: HashMap<(String, String, String), Value>,
+    objects: HashMap<(String, String, String), Arc<Value>>,
     /// Applications by name, for tracking ids that do not say their namespace.
-    applications_by_name: HashMap<String, Vec<Value>>,
+    applications_by_name: HashMap<String, Vec<Arc<Value>>>,
+    /// Each Kustomization's inventory ids, by (namespace, name).
+    inventories: HashMap<(String, String), HashSet<String>>,
     /// Helm release records by (namespace, release).
     pub helm_records: HashMap<(String, String), Vec<HelmRecord>>,
     /// Units by (space id or name, slug): (head, last released). Spaces listed are in `spaces_listed`.
@@ -37,12 +40,30 @@ impl Index {
     }
 
     pub fn insert(&mut self, obj: Value) {
+        let obj = Arc::new(obj);
         let kind = owner::kind_of(&obj).to_string();
         if kind == "Application" && owner::group_of(&obj) == "argoproj.io" {
             self.applications_by_name
                 .entry(owner::name_of(&obj).to_string())
                 .or_default()
                 .push(obj.clone());
+        }
+        if kind == "Kustomization" && owner::group_of(&obj) == "kustomize.toolkit.fluxcd.io" {
+            let ids = obj["status"]["inventory"]["entries"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|e| e["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.inventories.insert(
+                (
+                    owner::namespace_of(&obj).to_string(),
+                    owner::name_of(&obj).to_string(),
+                ),
+                ids,
+            );
         }
         let key = (
             kind,
@@ -74,14 +95,25 @@ impl Index {
         )
     }
 
-    fn flux(&self, namespace: &str, name: &str) -> FluxData {
+    fn flux(&self, namespace: &str, name: &str, managed: &Value) -> FluxData {
         let kustomization = self.get("Kustomization", namespace, name);
+        let id = format!(
+            "{}_{}_{}_{}",
+            owner::namespace_of(managed),
+            owner::name_of(managed),
+            owner::group_of(managed),
+            owner::kind_of(managed)
+        );
         let mut data = FluxData {
             namespace: namespace.to_string(),
             name: name.to_string(),
             kustomization,
             source: None,
             repository: None,
+            in_inventory: self
+                .inventories
+                .get(&(namespace.to_string(), name.to_string()))
+                .map(|ids| ids.contains(&id)),
         };
         let Some(ks) = data.kustomization.found().cloned() else {
             return data;
@@ -123,7 +155,7 @@ impl Index {
     fn owner(&self, managed: &Value) -> OwnerData {
         match owner::detect(managed) {
             OwnerHint::Kustomization { namespace, name } => {
-                OwnerData::Flux(self.flux(&namespace, &name))
+                OwnerData::Flux(self.flux(&namespace, &name, managed))
             }
             OwnerHint::HelmRelease { namespace, name } => {
                 let release = self.get("HelmRelease", &namespace, &name);
@@ -168,7 +200,7 @@ impl Index {
                 break;
             };
             match self.get(&kind, owner::namespace_of(current), &name) {
-                Fetched::Found(parent) => chain.push(parent),
+                Fetched::Found(parent) => chain.push((*parent).clone()),
                 _ => break,
             }
             current = chain.last().expect("just pushed");
