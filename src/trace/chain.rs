@@ -1246,7 +1246,7 @@ pub fn build(g: &Gathered) -> Trace {
                 .clone()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            let summary = l.summary.clone();
+            let summary = l.summary.trim_end_matches(" (drifted)").to_string();
             b.find(
                 FindingType::Progressing,
                 Some(i),

@@ -37,11 +37,16 @@ async fn trace(args: &[&str]) -> (i32, String, String) {
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("running trace"))
         .await
         .unwrap();
-    (
+    let (code, stdout, stderr) = (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    );
+    // Shown with --nocapture (and on failure): what a user would see.
+    if !args.contains(&"json") {
+        println!("$ trace {} (exit {code})\n{stdout}{stderr}", args.join(" "));
+    }
+    (code, stdout, stderr)
 }
 
 /// `trace ... -o json`, parsed; returns (exit code, trace).
@@ -558,16 +563,18 @@ async fn argocd_crd() {
         let cp = control_plane();
         let (ok, out, err) = cp.run_tool("kubectl", &["apply", "--server-side", "-f", path]);
         assert!(ok, "installing the Argo CD CRD: {out}{err}");
-        let (ok, out, err) = cp.run_tool(
-            "kubectl",
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/applications.argoproj.io",
-            ],
-        );
-        assert!(ok, "{out}{err}");
+        // `kubectl wait` right after the create can see the CRD before it has any status and fail; poll.
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(client().await);
+        wait_for("the Argo CD CRD to be established", TIMEOUT, || async {
+            let crd = crds.get("applications.argoproj.io").await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
     })
     .await;
 }
