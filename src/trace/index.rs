@@ -115,9 +115,11 @@ impl Index {
                 .get(&(namespace.to_string(), name.to_string()))
                 .map(|ids| ids.contains(&id)),
         };
-        let Some(ks) = data.kustomization.found().cloned() else {
+        // The Arc, not the object: a Kustomization's inventory may list thousands of entries.
+        let Fetched::Found(ks) = &data.kustomization else {
             return data;
         };
+        let ks = Arc::clone(ks);
         let source = self.source_ref(&ks["spec"]["sourceRef"], namespace);
         if let Some(ea) = source.found()
             && owner::kind_of(ea) == "ExternalArtifact"
