@@ -316,10 +316,13 @@ pub async fn gather_all(
     // Owners everywhere, and the namespace's objects, eight lists in flight at a time.
     let mut jobs: Vec<(ApiResource, Option<String>, bool)> =
         owner_types.into_iter().map(|r| (r, None, false)).collect();
-    jobs.extend(types.into_iter().map(|r| {
-        let owner_kind = owner_set.contains(&(r.group.clone(), r.kind.clone()));
-        (r, Some(ns.to_string()), !owner_kind)
-    }));
+    // Owner kinds are listed cluster-wide already; their objects in the namespace are taken from there.
+    jobs.extend(
+        types
+            .into_iter()
+            .filter(|r| !owner_set.contains(&(r.group.clone(), r.kind.clone())))
+            .map(|r| (r, Some(ns.to_string()), true)),
+    );
     let results: Vec<Listed> = futures::stream::iter(jobs)
         .map(|(r, namespace, object_list)| {
             let client = client.clone();
