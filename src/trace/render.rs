@@ -89,7 +89,7 @@ pub fn text(t: &Trace) -> String {
         }
     } else if t.drift.state == "unavailable" {
         out.push_str(&format!(
-            "\nDrift: not checked, the drift API is unavailable ({})\n",
+            "\nDrift: not checked, the drift API is unavailable ({}); --drift-url names the controller's --http-addr\n",
             t.drift.message.as_deref().unwrap_or("?")
         ));
     }
