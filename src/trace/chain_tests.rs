@@ -610,3 +610,35 @@ fn a_workload_rolling_out_is_progressing() {
     assert_eq!(types(&t), [FindingType::Progressing]);
     assert!(t.summary.contains("1/3 ready"), "{}", t.summary);
 }
+
+#[test]
+fn in_last_released_mode_only_a_newer_release_is_stale() {
+    let mut repo = chr(REV_A, "True", "stored", false);
+    repo["spec"]["revision"] = json!("LastReleased");
+    let mut g = confighub_chain(repo, ea(REV_A), ks(REV_A, "True", "Applied", INVENTORY), 14);
+    g.unit = UnitLookup::Found {
+        head: 14,
+        last_released: 12,
+    };
+    let t = build(&g);
+    assert!(
+        t.findings.is_empty(),
+        "an unreleased head is not stale: {:?}",
+        t.findings
+    );
+    assert_eq!(t.levels[0].summary, "rev 12 (head 14, released 12)");
+    assert_eq!(t.levels[0].details["mode"], "LastReleased");
+
+    g.unit = UnitLookup::Found {
+        head: 14,
+        last_released: 13,
+    };
+    let t = build(&g);
+    assert_eq!(types(&t), [FindingType::Stale]);
+    assert!(
+        t.summary
+            .contains("last released revision 13, the cluster runs revision 12"),
+        "{}",
+        t.summary
+    );
+}
