@@ -921,6 +921,14 @@ async fn trace_all_benchmark() {
         json_times.push(start.elapsed());
         json_out = out;
     }
+    let mut single_times = Vec::new();
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let (code, _, _) = trace(&["cm/cm-0", "-n", &ns, "--drift-url", &drift_url()]).await;
+        single_times.push(start.elapsed());
+        assert_eq!(code, 0);
+    }
+    println!("trace of one of them: {single_times:?}");
     let last: Value = serde_json::from_str(&json_out).unwrap();
     let traces = last["traces"].as_array().unwrap();
     let cm0 = traces
