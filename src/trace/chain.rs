@@ -703,8 +703,7 @@ fn helm_release_levels(
     b.flux_ready(idx, hr, summary);
     let attempted = text(&hr["status"]["lastAttemptedRevision"]);
     if let (Some(src), Some(att)) = (source_revision, attempted)
-        && !src.starts_with(&att)
-        && !att.starts_with(&src)
+        && !helm_revision_matches(&src, &att)
     {
         let l = &mut b.levels[idx];
         l.stale = true;
@@ -717,6 +716,19 @@ fn helm_release_levels(
         );
     }
     None
+}
+
+/// Whether a HelmRelease's `lastAttemptedRevision` is its chart source's artifact revision. A HelmChart's
+/// revision is the chart version (`6.7.0`); an OCIRepository's is `6.7.0@sha256:<hex>`, which helm-controller
+/// records as `6.7.0+<first 12 hex>`.
+fn helm_revision_matches(source: &str, attempted: &str) -> bool {
+    let (src_version, src_digest) = match source.split_once('@') {
+        Some((v, d)) => (v, d.rsplit(':').next().unwrap_or(d)),
+        None => (source, ""),
+    };
+    let (att_version, att_digest) = attempted.split_once('+').unwrap_or((attempted, ""));
+    src_version == att_version
+        && (src_digest.is_empty() || att_digest.is_empty() || src_digest.starts_with(att_digest))
 }
 
 fn helm_levels(

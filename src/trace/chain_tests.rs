@@ -491,12 +491,12 @@ fn flux_helm_releases_and_other_flux_sources() {
         "metadata": {"name": "podinfo", "namespace": "web"},
         "spec": {"chartRef": {"kind": "OCIRepository", "name": "podinfo"}},
         "status": {"conditions": conditions("True", "InstallSucceeded", "Helm install succeeded"),
-                   "lastAttemptedRevision": "6.7.0@sha256:abc",
+                   "lastAttemptedRevision": "6.7.0+0123456789ab",
                    "history": [{"chartName": "podinfo", "chartVersion": "6.7.0", "version": 1}]}});
     let oci = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
         "metadata": {"name": "podinfo", "namespace": "web"},
         "spec": {"url": "oci://ghcr.io/stefanprodan/charts/podinfo", "ref": {"semver": "6.x"}},
-        "status": {"conditions": conditions("True", "Succeeded", "stored"), "artifact": {"revision": "6.7.0@sha256:abc"}}});
+        "status": {"conditions": conditions("True", "Succeeded", "stored"), "artifact": {"revision": "6.7.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}});
     let t = build(&Gathered {
         object: obj,
         controllers: vec![],
@@ -638,6 +638,37 @@ fn in_last_released_mode_only_a_newer_release_is_stale() {
     assert!(
         t.summary
             .contains("last released revision 13, the cluster runs revision 12"),
+        "{}",
+        t.summary
+    );
+}
+
+#[test]
+fn a_helm_release_behind_its_chart_source_is_stale() {
+    let hr = json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "podinfo", "namespace": "web"},
+        "status": {"conditions": conditions("True", "UpgradeSucceeded", "ok"), "lastAttemptedRevision": "6.6.0+aaaaaaaaaaaa"}});
+    let oci = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": "podinfo", "namespace": "web"},
+        "status": {"conditions": conditions("True", "Succeeded", "stored"),
+                   "artifact": {"revision": "6.7.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}});
+    let obj = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "podinfo", "namespace": "web",
+        "labels": {"helm.toolkit.fluxcd.io/name": "podinfo", "helm.toolkit.fluxcd.io/namespace": "web"}}});
+    let t = build(&Gathered {
+        object: obj,
+        controllers: vec![],
+        owner: OwnerData::HelmRelease {
+            namespace: "web".into(),
+            name: "podinfo".into(),
+            release: Fetched::Found(hr.into()),
+            source: Some(Fetched::Found(oci.into())),
+        },
+        unit: UnitLookup::NotChecked("no provenance".into()),
+        drift: DriftLookup::NotChecked,
+    });
+    assert_eq!(types(&t), [FindingType::Stale]);
+    assert!(
+        t.summary.contains("last attempted 6.6.0+aaaaaaaaaaaa"),
         "{}",
         t.summary
     );
