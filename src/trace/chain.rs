@@ -42,6 +42,17 @@ pub enum UnitLookup {
     Unreachable(String),
 }
 
+/// The unit's revision inside the artifact the Kustomization is given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArtifactLookup {
+    NotChecked,
+    Revision(i64),
+    /// The archive has no file for the unit.
+    NotInArtifact,
+    /// The archive could not be fetched or read (often: its URL is only reachable in the cluster).
+    Unreadable(String),
+}
+
 /// What the drift API says about the object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DriftLookup {
@@ -107,6 +118,8 @@ pub struct Gathered {
     pub controllers: Vec<Value>,
     pub owner: OwnerData,
     pub unit: UnitLookup,
+    /// The unit's revision in the current artifact (ConfigHubRepository chains only).
+    pub artifact: ArtifactLookup,
     pub drift: DriftLookup,
 }
 
@@ -501,7 +514,13 @@ fn flux_levels(b: &mut Builder, f: &FluxData, managed: &Value) -> (Option<Orphan
 }
 
 /// The ConfigHub unit level, from the object's provenance and what ConfigHub says.
-fn unit_level(b: &mut Builder, p: &Provenance, unit: &UnitLookup, mode: &str) -> usize {
+fn unit_level(
+    b: &mut Builder,
+    p: &Provenance,
+    unit: &UnitLookup,
+    artifact: &ArtifactLookup,
+    mode: &str,
+) -> usize {
     let name = if p.space.is_empty() {
         p.unit.clone()
     } else {
@@ -538,7 +557,27 @@ fn unit_level(b: &mut Builder, p: &Provenance, unit: &UnitLookup, mode: &str) ->
         UnitLookup::Unreachable(_) => level.summary = format!("{rev} (ConfigHub not reachable)"),
         UnitLookup::NotChecked(_) => level.summary = format!("{rev} (ConfigHub not asked)"),
     }
+    match artifact {
+        ArtifactLookup::Revision(a) => {
+            level.detail("artifactRevision", *a);
+            if Some(*a) != p.revision {
+                level.summary = level
+                    .summary
+                    .replacen(" (", &format!(" (artifact {a}, "), 1);
+            }
+        }
+        ArtifactLookup::NotInArtifact => level.detail("inArtifact", false),
+        ArtifactLookup::Unreadable(e) => level.detail("artifactError", e.clone()),
+        ArtifactLookup::NotChecked => {}
+    }
     let idx = b.push(level);
+    if *artifact == ArtifactLookup::NotInArtifact {
+        b.find(
+            FindingType::Unverified,
+            Some(idx),
+            format!("the current artifact has no file for unit {name}: the unit was deleted or filtered out, and Flux prunes the object when it applies that artifact"),
+        );
+    }
     match unit {
         UnitLookup::Unreachable(e) => b.find(
             FindingType::Unverified,
@@ -567,35 +606,63 @@ fn unit_staleness(
     b: &mut Builder,
     unit_idx: usize,
     p: &Provenance,
-    unit: &UnitLookup,
+    g: &Gathered,
     mode: &str,
     repo_idx: Option<usize>,
     owners_end: usize,
 ) {
-    let UnitLookup::Found {
-        head,
-        last_released,
-    } = unit
-    else {
-        return;
-    };
-    let (wanted, word) = if mode == "LastReleased" {
-        (*last_released, "last released")
-    } else {
-        (*head, "head")
-    };
     let Some(applied) = p.revision else { return };
-    if wanted <= applied {
-        return;
-    }
+    let name = b.levels[unit_idx].name.clone();
+    let in_artifact = match g.artifact {
+        ArtifactLookup::Revision(r) => Some(r),
+        _ => None,
+    };
+    let wanted = match &g.unit {
+        UnitLookup::Found {
+            head,
+            last_released,
+        } => Some(if mode == "LastReleased" {
+            (*last_released, "last released")
+        } else {
+            (*head, "head")
+        }),
+        _ => None,
+    };
+    // Which part of the chain holds the change back: ConfigHub → artifact (the repository), or
+    // artifact → cluster (the ExternalArtifact/Kustomization).
+    let (message, upstream) = match (wanted, in_artifact) {
+        (Some((w, word)), Some(a)) if w > a => (
+            format!(
+                "ConfigHub unit {name} is at {word} revision {w}, the artifact holds revision {a}"
+            ),
+            true,
+        ),
+        (_, Some(a)) if a > applied => (
+            format!(
+                "the artifact holds revision {a} of unit {name}, the cluster runs revision {applied}"
+            ),
+            false,
+        ),
+        (Some((w, word)), None) if w > applied => (
+            format!(
+                "ConfigHub unit {name} is at {word} revision {w}, the cluster runs revision {applied}"
+            ),
+            false,
+        ),
+        _ => return,
+    };
     b.levels[unit_idx].mark = Mark::Warn;
     b.levels[unit_idx].stale = true;
-    let name = b.levels[unit_idx].name.clone();
-    // Below the unit: the first level that is not fine explains it; else the repository has not fetched it.
-    let culprit = b.levels[unit_idx + 1..owners_end]
+    // The first level below the unit that is not fine explains it (only below the repository when the
+    // artifact already has the change); else the repository has not fetched it yet.
+    let from = match (upstream, repo_idx, in_artifact) {
+        (false, Some(r), Some(_)) => r + 1,
+        _ => unit_idx + 1,
+    };
+    let culprit = b.levels[from..owners_end]
         .iter()
         .position(|l| l.mark != Mark::Ok || l.stale)
-        .map(|i| i + unit_idx + 1);
+        .map(|i| i + from);
     let cause = match (culprit, repo_idx) {
         (Some(i), _) => {
             let l = &b.levels[i];
@@ -608,7 +675,7 @@ fn unit_staleness(
             };
             format!("{} {state}", l.title())
         }
-        (None, Some(r)) => {
+        (None, Some(r)) if upstream || in_artifact.is_none() => {
             let l = &mut b.levels[r];
             l.stale = true;
             l.mark = l.mark.worst(Mark::Warn);
@@ -623,12 +690,13 @@ fn unit_staleness(
                 .unwrap_or_default();
             format!("{} has not fetched it yet{since}", l.title())
         }
+        (None, Some(_)) => "it has not been applied yet".to_string(),
         (None, None) => "nothing here delivers ConfigHub revisions to it".to_string(),
     };
     b.find(
         FindingType::Stale,
         Some(culprit.or(repo_idx).unwrap_or(unit_idx)),
-        format!("ConfigHub unit {name} is at {word} revision {wanted}, the cluster runs revision {applied}: {cause}"),
+        format!("{message}: {cause}"),
     );
 }
 
@@ -1100,7 +1168,7 @@ pub fn build(g: &Gathered) -> Trace {
     };
     let unit_idx = provenance
         .as_ref()
-        .map(|p| unit_level(&mut b, p, &g.unit, &mode));
+        .map(|p| unit_level(&mut b, p, &g.unit, &g.artifact, &mode));
 
     let (owner_kind, mut orphan, repo_idx) = match &g.owner {
         OwnerData::Flux(f) => {
@@ -1181,7 +1249,7 @@ pub fn build(g: &Gathered) -> Trace {
     let managed_idx = object_idx[0];
 
     if let (Some(u), Some(p)) = (unit_idx, &provenance) {
-        unit_staleness(&mut b, u, p, &g.unit, &mode, repo_idx, managed_idx);
+        unit_staleness(&mut b, u, p, g, &mode, repo_idx, managed_idx);
     }
 
     // Drift on the managed object.

@@ -71,6 +71,7 @@ fn confighub_chain(repo: Value, source: Value, kustomization: Value, head: i64) 
             head,
             last_released: 0,
         },
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NoRecord {
             source: "http://drift".into(),
         },
@@ -306,6 +307,7 @@ fn an_object_nobody_manages_was_never_managed() {
         controllers: vec![],
         owner: OwnerData::None,
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     });
     assert_eq!(
@@ -392,6 +394,7 @@ fn argo(app: Fetched) -> Gathered {
             application: app,
         },
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     }
 }
@@ -458,6 +461,7 @@ fn helm(records: Result<Vec<HelmRecord>, String>) -> Gathered {
             records,
         },
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     }
 }
@@ -507,6 +511,7 @@ fn flux_helm_releases_and_other_flux_sources() {
             source: Some(Fetched::Found(oci.into())),
         },
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     });
     assert_eq!(t.owner, OwnerKind::FluxHelm);
@@ -542,6 +547,7 @@ fn flux_helm_releases_and_other_flux_sources() {
             in_inventory: None,
         }),
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     });
     assert_eq!(t.owner, OwnerKind::Flux);
@@ -664,6 +670,7 @@ fn a_helm_release_behind_its_chart_source_is_stale() {
             source: Some(Fetched::Found(oci.into())),
         },
         unit: UnitLookup::NotChecked("no provenance".into()),
+        artifact: ArtifactLookup::NotChecked,
         drift: DriftLookup::NotChecked,
     });
     assert_eq!(types(&t), [FindingType::Stale]);
@@ -672,4 +679,52 @@ fn a_helm_release_behind_its_chart_source_is_stale() {
         "{}",
         t.summary
     );
+}
+
+#[test]
+fn the_artifact_revision_says_which_half_of_the_chain_holds_a_change_back() {
+    // ConfigHub 13, artifact 13, cluster 12: the Kustomization has not applied it.
+    let mut g = healthy();
+    g.unit = UnitLookup::Found {
+        head: 13,
+        last_released: 0,
+    };
+    g.artifact = ArtifactLookup::Revision(13);
+    let t = build(&g);
+    assert_eq!(types(&t), [FindingType::Stale]);
+    assert_eq!(t.levels[0].summary, "rev 12 (artifact 13, head 13)");
+    assert!(
+        t.summary.contains("the artifact holds revision 13 of unit acorn-bear-prod/backend, the cluster runs revision 12"),
+        "{}",
+        t.summary
+    );
+    assert!(!t.levels[1].stale, "the repository did its part");
+
+    // ConfigHub 14, artifact 13: the repository has not fetched it.
+    g.unit = UnitLookup::Found {
+        head: 14,
+        last_released: 0,
+    };
+    let t = build(&g);
+    assert!(
+        t.summary
+            .contains("is at head revision 14, the artifact holds revision 13")
+            && t.summary
+                .contains("ConfigHubRepository apps/backend has not fetched it yet"),
+        "{}",
+        t.summary
+    );
+    assert!(t.levels[1].stale);
+
+    // All the same revision: nothing to say; a unit missing from the artifact is a note.
+    g.unit = UnitLookup::Found {
+        head: 12,
+        last_released: 0,
+    };
+    g.artifact = ArtifactLookup::Revision(12);
+    assert!(build(&g).findings.is_empty());
+    g.artifact = ArtifactLookup::NotInArtifact;
+    let t = build(&g);
+    assert_eq!(types(&t), [FindingType::Unverified]);
+    assert_eq!(t.levels[0].details["inArtifact"], false);
 }

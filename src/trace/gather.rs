@@ -10,7 +10,9 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
-use super::chain::{DriftLookup, Fetched, FluxData, Gathered, HelmRecord, OwnerData, UnitLookup};
+use super::chain::{
+    ArtifactLookup, DriftLookup, Fetched, FluxData, Gathered, HelmRecord, OwnerData, UnitLookup,
+};
 use super::owner::{self, AppRef, OwnerHint};
 use super::resolve::{self, Resolved};
 
@@ -487,6 +489,26 @@ async fn drift(client: &Client, managed: &Value, owner: &OwnerData, opts: &Optio
     }
 }
 
+/// The unit's revision in the artifact the ExternalArtifact serves, for objects a ConfigHubRepository
+/// delivers.
+async fn artifact(managed: &Value, owner: &OwnerData, opts: &Options) -> ArtifactLookup {
+    let (Some(p), OwnerData::Flux(f)) = (owner::provenance(managed), owner) else {
+        return ArtifactLookup::NotChecked;
+    };
+    if f.repository.is_none() {
+        return ArtifactLookup::NotChecked;
+    }
+    let Some(url) = f
+        .source
+        .as_ref()
+        .and_then(Fetched::found)
+        .and_then(|ea| ea["status"]["artifact"]["url"].as_str())
+    else {
+        return ArtifactLookup::NotChecked;
+    };
+    super::artifact_read::lookup(url, &p.unit, opts.timeout).await
+}
+
 /// Reads everything the chain needs, for an object already read.
 pub async fn gather(client: &Client, object: Value, opts: &Options) -> Gathered {
     // Follow controllers only when the object itself names no owner.
@@ -496,8 +518,9 @@ pub async fn gather(client: &Client, object: Value, opts: &Options) -> Gathered 
     };
     let managed = controllers.last().unwrap_or(&object).clone();
     let owner = owner_data(client, &managed, opts).await;
-    let (unit, drift) = tokio::join!(
+    let (unit, artifact, drift) = tokio::join!(
         unit(client, &managed, &owner, opts),
+        artifact(&managed, &owner, opts),
         drift(client, &managed, &owner, opts)
     );
     Gathered {
@@ -505,6 +528,7 @@ pub async fn gather(client: &Client, object: Value, opts: &Options) -> Gathered 
         controllers,
         owner,
         unit,
+        artifact,
         drift,
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::chain::{DriftLookup, Fetched, FluxData, Gathered, HelmRecord, OwnerData, UnitLookup};
+use super::chain::{
+    ArtifactLookup, DriftLookup, Fetched, FluxData, Gathered, HelmRecord, OwnerData, UnitLookup,
+};
 use super::owner::{self, AppRef, OwnerHint};
 
 /// Objects keyed by (kind, namespace, name).
@@ -274,6 +276,8 @@ impl Index {
             controllers,
             owner,
             unit,
+            // One archive download per object would defeat the one-pass listing.
+            artifact: ArtifactLookup::NotChecked,
             drift,
         }
     }

@@ -10,6 +10,7 @@
 //! - [`resolve`] and [`gather`] are the I/O edge (kube API, ConfigHub, the drift API).
 
 pub mod all;
+pub mod artifact_read;
 pub mod chain;
 #[cfg(test)]
 mod chain_tests;

@@ -385,12 +385,16 @@ async fn an_edit_not_yet_delivered_is_stale_at_the_level_that_holds_it() {
     assert_eq!(t["levels"][0]["details"]["headRevision"], 3);
     assert_eq!(t["levels"][0]["details"]["revision"], 2);
     assert_eq!(
+        t["levels"][0]["details"]["artifactRevision"], 2,
+        "read from the served archive"
+    );
+    assert_eq!(
         t["findings"][0]["level"], 1,
         "the repository holds it up: {t:#}"
     );
     let summary = t["summary"].as_str().unwrap();
     assert!(
-        summary.contains("head revision 3, the cluster runs revision 2")
+        summary.contains("head revision 3, the artifact holds revision 2")
             && summary.contains(&format!("ConfigHubRepository {ns}/apps is suspended")),
         "{summary}"
     );
@@ -432,6 +436,13 @@ async fn an_edit_not_yet_delivered_is_stale_at_the_level_that_holds_it() {
     .await;
     let (code, t) = trace_json(&["configmap/settings", "-n", &ns]).await;
     assert_eq!(code, 3, "{t:#}");
+    assert_eq!(t["levels"][0]["details"]["artifactRevision"], 3, "{t:#}");
+    assert!(
+        t["summary"].as_str().unwrap().contains(
+            "the artifact holds revision 3 of unit birch/settings, the cluster runs revision 2"
+        ),
+        "{t:#}"
+    );
     let kustomization = &t["levels"][3];
     assert_eq!(kustomization["kind"], "Kustomization");
     assert_eq!(kustomization["stale"], true, "{t:#}");
