@@ -164,6 +164,10 @@ async fn delivered(client: &kube::Client, prefix: &str, space: &str) -> (String,
     (ns, hub, space_id)
 }
 
+fn deployments_api(client: &kube::Client, ns: &str) -> Api<k8s_openapi::api::apps::v1::Deployment> {
+    Api::namespaced(client.clone(), ns)
+}
+
 fn drift_url() -> String {
     format!("http://{}", controller().http)
 }
@@ -237,6 +241,74 @@ async fn trace_follows_objects_to_their_unit_and_names_drift_and_orphans() {
     assert_eq!(t["levels"][4]["summary"], "exists");
     assert_eq!(t["drift"]["state"], "none", "{t:#}");
     assert!(t["findings"].as_array().unwrap().is_empty(), "{t:#}");
+
+    // A Pod of the Deployment (made here, as its controllers would: no kube-controller-manager runs) is
+    // traced through its ReplicaSet to the Deployment's chain.
+    let deploy_uid = deployments_api(&client, &ns)
+        .get("backend")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let replicasets = dynamic(&client, &ns, "apps", "v1", "ReplicaSet");
+    let rs: DynamicObject = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "backend-7d4b9c", "labels": {"app": "backend"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend",
+                                 "uid": deploy_uid, "controller": true}]},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "backend"}},
+                 "template": {"metadata": {"labels": {"app": "backend"}},
+                              "spec": {"containers": [{"name": "backend", "image": "nginx:1.27"}]}}}}))
+    .unwrap();
+    let rs_uid = replicasets
+        .create(&PostParams::default(), &rs)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "backend-7d4b9c-x2x9z", "labels": {"app": "backend"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "backend-7d4b9c",
+                                 "uid": rs_uid, "controller": true}]},
+        "spec": {"containers": [{"name": "backend", "image": "nginx:1.27"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let (code, t) =
+        trace_json(&["pod/backend-7d4b9c-x2x9z", "-n", &ns, "--drift-url", &drift]).await;
+    assert_eq!(
+        kinds(&t),
+        [
+            "ConfigHubUnit",
+            "ConfigHubRepository",
+            "ExternalArtifact",
+            "Kustomization",
+            "Deployment",
+            "ReplicaSet",
+            "Pod"
+        ],
+        "{t:#}"
+    );
+    assert_eq!(t["object"]["kind"], "Pod");
+    assert_eq!(t["owner"], "confighub");
+    assert_eq!(marks(&t)[..5], ["ok"; 5], "{t:#}");
+    assert_eq!(
+        code, 3,
+        "the Pod never runs here (no kubelet): progressing: {t:#}"
+    );
+    // Neither the ReplicaSet nor the Pod has status here.
+    assert_eq!(finding_types(&t), ["progressing", "progressing"], "{t:#}");
+    let (_, out, _) = trace(&[
+        "po",
+        "backend-7d4b9c-x2x9z",
+        "-n",
+        &ns,
+        "--drift-url",
+        &drift,
+    ])
+    .await;
+    assert!(out.contains("└─▶ ReplicaSet"), "{out}");
 
     // The whole namespace in one pass: the same chains, one line each.
     let (code, all) = trace_json(&["--all", "-n", &ns, "--drift-url", &drift]).await;
