@@ -722,31 +722,147 @@ async fn a_kustomization_over_a_git_repository_is_traced_to_its_commit() {
     );
 }
 
-/// Installs Argo CD's real Application CRD (tests/e2e/testdata, see its header) once per test binary.
-async fn argocd_crd() {
-    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    DONE.get_or_init(|| async {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/e2e/testdata/argocd-application-crd.yaml"
-        );
-        let cp = control_plane();
-        let (ok, out, err) = cp.run_tool("kubectl", &["apply", "--server-side", "-f", path]);
-        assert!(ok, "installing the Argo CD CRD: {out}{err}");
-        // `kubectl wait` right after the create can see the CRD before it has any status and fail; poll.
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(client().await);
-        wait_for("the Argo CD CRD to be established", TIMEOUT, || async {
-            let crd = crds.get("applications.argoproj.io").await.ok()?;
+/// Installs a real CRD kept under tests/e2e/testdata (see each file's header) and waits until it is served.
+async fn install_crd(file: &str, name: &str) {
+    let path = format!("{}/tests/e2e/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
+    let cp = control_plane();
+    let (ok, out, err) = cp.run_tool("kubectl", &["apply", "--server-side", "-f", &path]);
+    assert!(ok, "installing {file}: {out}{err}");
+    // `kubectl wait` right after the create can see the CRD before it has any status and fail; poll.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client().await);
+    wait_for(
+        &format!("CRD {name} to be established"),
+        TIMEOUT,
+        || async {
+            let crd = crds.get(name).await.ok()?;
             crd.status?
                 .conditions?
                 .iter()
                 .any(|c| c.type_ == "Established" && c.status == "True")
                 .then_some(())
-        })
-        .await;
-    })
+        },
+    )
     .await;
+}
+
+/// Argo CD's real Application CRD (v3.5.1), once per test binary.
+async fn argocd_crd() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| install_crd("argocd-application-crd.yaml", "applications.argoproj.io"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_helm_releases_are_traced_to_their_chart_source() {
+    let client = client().await;
+    install_crd(
+        "helmrelease-crd.yaml",
+        "helmreleases.helm.toolkit.fluxcd.io",
+    )
+    .await;
+    let ns = namespace(&client, "trace-hr").await;
+    let digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    // No source-controller or helm-controller runs here: the test writes both statuses, as they would.
+    let repos = dynamic(
+        &client,
+        &ns,
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "OCIRepository",
+    );
+    repos
+        .patch(
+            "podinfo",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                "metadata": {"name": "podinfo"},
+                "spec": {"url": "oci://ghcr.io/stefanprodan/charts/podinfo", "interval": "1h", "ref": {"semver": "6.x"}}})),
+        )
+        .await
+        .unwrap();
+    let source_status = |version: &str| {
+        json!({"status": {
+            "artifact": {"digest": format!("sha256:{digest}"), "path": "p", "url": "http://x/p",
+                         "revision": format!("{version}@sha256:{digest}"), "lastUpdateTime": "2026-12-01T00:00:00Z"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "stored",
+                            "lastTransitionTime": "2026-12-01T00:00:00Z"}]}})
+    };
+    repos
+        .patch_status(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(source_status("6.7.0")),
+        )
+        .await
+        .unwrap();
+    let releases = dynamic(&client, &ns, "helm.toolkit.fluxcd.io", "v2", "HelmRelease");
+    releases
+        .patch(
+            "podinfo",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "podinfo"},
+                "spec": {"interval": "10m", "chartRef": {"kind": "OCIRepository", "name": "podinfo"}}})),
+        )
+        .await
+        .expect("a HelmRelease accepted by helm-controller's CRD");
+    releases
+        .patch_status(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "InstallSucceeded",
+                                "message": "Helm install succeeded for release trace/podinfo.v1 with chart podinfo@6.7.0",
+                                "lastTransitionTime": "2026-12-01T00:00:00Z"}],
+                "lastAttemptedRevision": format!("6.7.0+{}", &digest[..12]),
+                "history": [{"name": "podinfo", "namespace": ns, "version": 1, "status": "deployed",
+                             "chartName": "podinfo", "chartVersion": "6.7.0", "configDigest": "sha256:c",
+                             "digest": "sha256:d", "firstDeployed": "2026-12-01T00:00:00Z",
+                             "lastDeployed": "2026-12-01T00:00:00Z"}]}})),
+        )
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "podinfo",
+            "labels": {"helm.toolkit.fluxcd.io/name": "podinfo", "helm.toolkit.fluxcd.io/namespace": ns,
+                       "app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "podinfo", "meta.helm.sh/release-namespace": ns}},
+        "spec": {"ports": [{"port": 9898}]}}))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+
+    let (code, t) = trace_json(&["svc/podinfo", "-n", &ns]).await;
+    assert_eq!(code, 0, "{t:#}");
+    assert_eq!(t["owner"], "flux-helm");
+    assert_eq!(kinds(&t), ["OCIRepository", "HelmRelease", "Service"]);
+    assert_eq!(marks(&t), ["ok", "ok", "ok"], "{t:#}");
+    assert_eq!(t["levels"][1]["summary"], "Released podinfo@6.7.0");
+    assert_eq!(t["levels"][1]["details"]["releaseVersion"], 1);
+    assert_eq!(t["levels"][0]["details"]["semver"], "6.x");
+    let (_, out, _) = trace(&["svc/podinfo", "-n", &ns]).await;
+    assert!(out.contains("└─▶ HelmRelease"), "{out}");
+
+    // A new chart version in the source that helm-controller has not attempted: stale.
+    repos
+        .patch_status(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(source_status("6.8.0")),
+        )
+        .await
+        .unwrap();
+    let (code, t) = trace_json(&["svc/podinfo", "-n", &ns]).await;
+    assert_eq!(code, 3, "{t:#}");
+    assert_eq!(finding_types(&t), ["stale"], "{t:#}");
+    assert!(
+        t["summary"]
+            .as_str()
+            .unwrap()
+            .contains("last attempted 6.7.0+0123456789ab"),
+        "{t:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
