@@ -1296,6 +1296,8 @@ pub fn build(g: &Gathered) -> Trace {
                 .unwrap_or_default();
             let what = if l.summary == "not found" {
                 "is missing".to_string()
+            } else if let Some(reason) = l.summary.strip_prefix("Not ready: ") {
+                format!("is not ready ({reason})")
             } else {
                 format!("is not ready ({})", l.summary)
             };

@@ -530,7 +530,7 @@ async fn an_edit_not_yet_delivered_is_stale_at_the_level_that_holds_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kustomization_that_cannot_build_is_broken() {
     let client = client().await;
-    let (ns, _hub, _) = delivered(&client, "trace-broken", "cedar").await;
+    let (ns, mut hub, _) = delivered(&client, "trace-broken", "cedar").await;
     let ks = kustomizations(&client, &ns);
     ks.patch(
         "apps",
@@ -559,6 +559,27 @@ async fn a_kustomization_that_cannot_build_is_broken() {
     assert!(
         last.starts_with(&format!("✗ Broken: Kustomization {ns}/apps is not ready"))
             && last.contains("missing"),
+        "{out}"
+    );
+
+    // ConfigHub goes away too: the repository is the first level not Ready; the unit's head is unknown.
+    hub.stop().await;
+    wait_repository(&client, &ns, "apps", "False", Some("FetchFailed"), TIMEOUT).await;
+    let (code, t) = trace_json(&["cm/settings", "-n", &ns]).await;
+    assert_eq!(code, 2, "{t:#}");
+    assert_eq!(t["findings"][0]["type"], "broken");
+    assert_eq!(t["findings"][0]["level"], 1, "{t:#}");
+    assert_eq!(marks(&t), ["ok", "fail", "warn", "fail", "warn"], "{t:#}");
+    assert!(
+        finding_types(&t).contains(&"unverified".to_string()),
+        "ConfigHub could not be asked: {t:#}"
+    );
+    let (_, out, _) = trace(&["cm/settings", "-n", &ns]).await;
+    assert!(out.contains("(ConfigHub not reachable)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "✗ Broken: ConfigHubRepository {ns}/apps is not ready"
+        )),
         "{out}"
     );
 }
