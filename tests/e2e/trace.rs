@@ -385,6 +385,20 @@ async fn trace_follows_objects_to_their_unit_and_names_drift_and_orphans() {
         "{out}"
     );
 
+    // --all reads the namespace's active drift records once and names the drift on the Deployment.
+    let (_, all) = trace_json(&["--all", "-n", &ns, "--drift-url", &drift]).await;
+    let backend = all["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["object"]["kind"] == "Deployment" && t["object"]["name"] == "backend")
+        .unwrap();
+    assert_eq!(backend["drift"]["state"], "active", "{backend:#}");
+    assert!(
+        finding_types(backend).contains(&"drifted".to_string()),
+        "{backend:#}"
+    );
+
     // The Kustomization is deleted without pruning: its objects stay, now orphaned.
     let ks = kustomizations(&client, &ns);
     ks.patch(
