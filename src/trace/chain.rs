@@ -1228,7 +1228,7 @@ pub fn build(g: &Gathered) -> Trace {
             "was managed, now orphaned: it carries GitOps labels, but no owner was found"
                 .to_string()
         } else {
-            "never managed: no Flux, Helm or Argo CD owner (no kustomize.toolkit.fluxcd.io, helm.toolkit.fluxcd.io or meta.helm.sh labels, no Argo CD tracking)".to_string()
+            "never managed: no Flux, Helm or Argo CD labels or annotations".to_string()
         };
         if let Some(p) = &provenance {
             message.push_str(&format!(
