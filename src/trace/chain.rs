@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::argo_levels::argo_levels;
+use super::flux_levels::flux_levels;
 use super::health::object_health;
+use super::helm_levels::{helm_levels, helm_release_levels};
 use super::model::*;
 use super::owner::{self, AppRef, Provenance};
 
@@ -137,12 +140,12 @@ pub fn short_revision(revision: &str) -> String {
     revision.to_string()
 }
 
-fn text(v: &Value) -> Option<String> {
+pub(super) fn text(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// The Ready condition as (status, reason, message).
-fn ready_condition(obj: &Value) -> Option<(String, String, String)> {
+pub(super) fn ready_condition(obj: &Value) -> Option<(String, String, String)> {
     let c = obj["status"]["conditions"]
         .as_array()?
         .iter()
@@ -154,7 +157,7 @@ fn ready_condition(obj: &Value) -> Option<(String, String, String)> {
     ))
 }
 
-fn level_of(obj: &Value, kind: &str) -> Level {
+pub(super) fn level_of(obj: &Value, kind: &str) -> Level {
     let ns = owner::namespace_of(obj);
     Level::new(
         kind,
@@ -164,18 +167,18 @@ fn level_of(obj: &Value, kind: &str) -> Level {
     )
 }
 
-struct Builder {
-    levels: Vec<Level>,
-    findings: Vec<Finding>,
+pub(super) struct Builder {
+    pub(super) levels: Vec<Level>,
+    pub(super) findings: Vec<Finding>,
 }
 
 impl Builder {
-    fn push(&mut self, level: Level) -> usize {
+    pub(super) fn push(&mut self, level: Level) -> usize {
         self.levels.push(level);
         self.levels.len() - 1
     }
 
-    fn find(&mut self, type_: FindingType, level: Option<usize>, message: String) {
+    pub(super) fn find(&mut self, type_: FindingType, level: Option<usize>, message: String) {
         self.findings.push(Finding {
             type_,
             level,
@@ -184,7 +187,7 @@ impl Builder {
     }
 
     /// Marks a Flux-style object (Ready condition, `spec.suspend`) and fills revision/ready/message.
-    fn flux_ready(&mut self, idx: usize, obj: &Value, ok_summary: String) {
+    pub(super) fn flux_ready(&mut self, idx: usize, obj: &Value, ok_summary: String) {
         let level = &mut self.levels[idx];
         let suspended = obj["spec"]["suspend"] == true;
         level.detail("suspended", suspended);
@@ -219,7 +222,7 @@ impl Builder {
         }
     }
 
-    fn missing(
+    pub(super) fn missing(
         &mut self,
         kind: &str,
         api_version: &str,
@@ -251,266 +254,6 @@ impl Builder {
         }
         idx
     }
-}
-
-fn artifact_revision(obj: &Value) -> Option<String> {
-    text(&obj["status"]["artifact"]["revision"])
-}
-
-/// The ConfigHubRepository level; returns its index.
-fn repository_level(b: &mut Builder, chr: &Value) -> usize {
-    let mut level = level_of(chr, "ConfigHubRepository");
-    let revision = artifact_revision(chr);
-    level.revision = revision.clone();
-    level.detail(
-        "mode",
-        chr["spec"]["revision"]
-            .as_str()
-            .unwrap_or("Head")
-            .to_string(),
-    );
-    level.detail("space", chr["spec"]["space"].clone());
-    level.detail(
-        "url",
-        chr["spec"]["url"]
-            .as_str()
-            .unwrap_or(crate::api::repository::DEFAULT_URL)
-            .to_string(),
-    );
-    level.detail("interval", chr["spec"]["interval"].clone());
-    level.detail(
-        "artifactUpdated",
-        chr["status"]["artifact"]["lastUpdateTime"].clone(),
-    );
-    let idx = b.push(level);
-    let summary = revision
-        .as_deref()
-        .map(short_revision)
-        .unwrap_or_else(|| "no artifact".to_string());
-    b.flux_ready(idx, chr, summary);
-    idx
-}
-
-/// A Flux source level (ExternalArtifact, GitRepository, OCIRepository, Bucket, HelmChart, …).
-fn source_level(b: &mut Builder, src: &Value) -> usize {
-    let kind = owner::kind_of(src).to_string();
-    let mut level = level_of(src, &kind);
-    let revision = artifact_revision(src);
-    level.revision = revision.clone();
-    if let Some(url) = text(&src["spec"]["url"]) {
-        level.detail("url", url);
-    }
-    let reference = &src["spec"]["ref"];
-    for key in ["branch", "tag", "semver", "commit", "digest", "name"] {
-        if let Some(v) = text(&reference[key]) {
-            level.detail(key, v);
-        }
-    }
-    if let Some(origin) =
-        text(&src["status"]["artifact"]["metadata"]["org.opencontainers.image.revision"])
-    {
-        level.detail("originRevision", origin);
-    }
-    if let Some(s) = src["spec"]["sourceRef"].as_object() {
-        level.detail("sourceRef", Value::Object(s.clone()));
-    }
-    let idx = b.push(level);
-    let summary = revision
-        .as_deref()
-        .map(short_revision)
-        .unwrap_or_else(|| "no artifact".to_string());
-    if ready_condition(src).is_none() && revision.is_some() {
-        // An ExternalArtifact written by a producer that sets no conditions: the artifact is what counts.
-        let l = &mut b.levels[idx];
-        l.summary = summary;
-        l.ready = Some(true);
-    } else {
-        b.flux_ready(idx, src, summary);
-    }
-    if revision.is_none() && b.levels[idx].mark == Mark::Ok {
-        b.levels[idx].mark = Mark::Fail;
-        b.levels[idx].ready = Some(false);
-        b.levels[idx].message = Some("status.artifact is empty".to_string());
-    }
-    idx
-}
-
-fn kustomization_level(b: &mut Builder, ks: &Value, source_revision: Option<&str>) -> usize {
-    let mut level = level_of(ks, "Kustomization");
-    let applied = text(&ks["status"]["lastAppliedRevision"]);
-    level.revision = applied.clone();
-    level.detail(
-        "path",
-        ks["spec"]["path"].as_str().unwrap_or("./").to_string(),
-    );
-    level.detail("sourceRef", ks["spec"]["sourceRef"].clone());
-    level.detail(
-        "lastAttemptedRevision",
-        ks["status"]["lastAttemptedRevision"].clone(),
-    );
-    level.detail(
-        "lastAppliedOriginRevision",
-        ks["status"]["lastAppliedOriginRevision"].clone(),
-    );
-    if let Some(t) = text(&ks["spec"]["targetNamespace"]) {
-        level.detail("targetNamespace", t);
-    }
-    let idx = b.push(level);
-    let summary = match &applied {
-        Some(rev) => format!("Applied {}", short_revision(rev)),
-        None => "Ready".to_string(),
-    };
-    b.flux_ready(idx, ks, summary);
-    if let (Some(src), Some(applied)) = (source_revision, applied.as_deref())
-        && src != applied
-    {
-        let level = &mut b.levels[idx];
-        level.stale = true;
-        level.mark = level.mark.worst(Mark::Warn);
-        let why = if ks["spec"]["suspend"] == true {
-            "it is suspended"
-        } else if level.ready == Some(false) {
-            "its last attempt failed"
-        } else {
-            "it has not reconciled the new artifact yet"
-        };
-        let title = level.title();
-        b.find(
-            FindingType::Stale,
-            Some(idx),
-            format!(
-                "{title} last applied {}, but its source is at {} ({why})",
-                short_revision(applied),
-                short_revision(src)
-            ),
-        );
-    } else if source_revision.is_some() && applied.is_none() && b.levels[idx].mark == Mark::Ok {
-        b.levels[idx].mark = Mark::Warn;
-        b.levels[idx].summary = "nothing applied yet".to_string();
-    }
-    idx
-}
-
-fn flux_levels(b: &mut Builder, f: &FluxData, managed: &Value) -> (Option<Orphan>, Option<usize>) {
-    // Levels from the top: repository, source, Kustomization.
-    let mut repo_idx = None;
-    if let Some(repo) = &f.repository {
-        repo_idx = Some(match repo {
-            Fetched::Found(chr) => repository_level(b, chr),
-            other => {
-                let (ns, name) = f
-                    .source
-                    .as_ref()
-                    .and_then(Fetched::found)
-                    .map(|ea| {
-                        let r = &ea["spec"]["sourceRef"];
-                        (
-                            r["namespace"]
-                                .as_str()
-                                .unwrap_or(owner::namespace_of(ea))
-                                .to_string(),
-                            r["name"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .unwrap_or_default();
-                b.missing(
-                    "ConfigHubRepository",
-                    "source.confighub.com/v1beta1",
-                    &ns,
-                    &name,
-                    other,
-                )
-            }
-        });
-    }
-    let mut source_revision = None;
-    let ks = match &f.kustomization {
-        Fetched::Found(ks) => ks,
-        other => {
-            let idx = b.missing(
-                "Kustomization",
-                "kustomize.toolkit.fluxcd.io/v1",
-                &f.namespace,
-                &f.name,
-                other,
-            );
-            if matches!(other, Fetched::Missing) {
-                let l = &mut b.levels[idx];
-                l.mark = Mark::Warn;
-                let title = l.title();
-                b.find(
-                    FindingType::Orphan,
-                    Some(idx),
-                    format!(
-                        "was managed, now orphaned: it carries the labels of {title}, which no longer exists"
-                    ),
-                );
-                return (Some(Orphan::WasManaged), Some(idx));
-            }
-            return (None, Some(idx));
-        }
-    };
-    if let Some(source) = &f.source {
-        let sref = &ks["spec"]["sourceRef"];
-        let idx = match source {
-            Fetched::Found(src) => {
-                let idx = source_level(b, src);
-                source_revision = artifact_revision(src);
-                idx
-            }
-            other => b.missing(
-                sref["kind"].as_str().unwrap_or("Source"),
-                sref["apiVersion"]
-                    .as_str()
-                    .unwrap_or("source.toolkit.fluxcd.io/v1"),
-                sref["namespace"]
-                    .as_str()
-                    .unwrap_or(owner::namespace_of(ks)),
-                sref["name"].as_str().unwrap_or_default(),
-                other,
-            ),
-        };
-        // The ExternalArtifact should carry the repository's artifact.
-        if let (Some(r), Some(chr)) = (repo_idx, f.repository.as_ref().and_then(Fetched::found)) {
-            let repo_rev = artifact_revision(chr);
-            if repo_rev.is_some() && source_revision.is_some() && repo_rev != source_revision {
-                let level = &mut b.levels[idx];
-                level.stale = true;
-                level.mark = level.mark.worst(Mark::Warn);
-                let title = level.title();
-                let repo_title = b.levels[r].title();
-                b.find(
-                    FindingType::Stale,
-                    Some(idx),
-                    format!(
-                        "{title} is at {}, but {repo_title} produced {}",
-                        short_revision(source_revision.as_deref().unwrap_or_default()),
-                        short_revision(repo_rev.as_deref().unwrap_or_default())
-                    ),
-                );
-            }
-        }
-    }
-    let ks_idx = kustomization_level(b, ks, source_revision.as_deref());
-    let count = ks["status"]["inventory"]["entries"]
-        .as_array()
-        .map_or(0, Vec::len);
-    b.levels[ks_idx].detail("inventoryEntries", count);
-    if !f
-        .in_inventory
-        .unwrap_or_else(|| owner::inventory_lists(ks, managed))
-    {
-        let title = b.levels[ks_idx].title();
-        b.find(
-            FindingType::Orphan,
-            Some(ks_idx),
-            format!(
-                "was managed, now orphaned: it carries the labels of {title}, but is not in its inventory, so Flux no longer updates or prunes it"
-            ),
-        );
-        return (Some(Orphan::WasManaged), Some(ks_idx));
-    }
-    (None, repo_idx)
 }
 
 /// The ConfigHub unit level, from the object's provenance and what ConfigHub says.
@@ -698,363 +441,6 @@ fn unit_staleness(
         Some(culprit.or(repo_idx).unwrap_or(unit_idx)),
         format!("{message}: {cause}"),
     );
-}
-
-fn helm_release_levels(
-    b: &mut Builder,
-    namespace: &str,
-    name: &str,
-    release: &Fetched,
-    source: Option<&Fetched>,
-) -> Option<Orphan> {
-    let mut source_revision = None;
-    if let Some(src) = source {
-        match src {
-            Fetched::Found(s) => {
-                source_level(b, s);
-                source_revision = artifact_revision(s);
-            }
-            Fetched::Missing | Fetched::Error(_) => {}
-        }
-    }
-    let hr = match release {
-        Fetched::Found(hr) => hr,
-        other => {
-            let idx = b.missing(
-                "HelmRelease",
-                "helm.toolkit.fluxcd.io/v2",
-                namespace,
-                name,
-                other,
-            );
-            if matches!(other, Fetched::Missing) {
-                b.levels[idx].mark = Mark::Warn;
-                let title = b.levels[idx].title();
-                b.find(
-                    FindingType::Orphan,
-                    Some(idx),
-                    format!("was managed, now orphaned: it carries the labels of {title}, which no longer exists"),
-                );
-                return Some(Orphan::WasManaged);
-            }
-            return None;
-        }
-    };
-    let mut level = level_of(hr, "HelmRelease");
-    let chart = &hr["spec"]["chart"]["spec"];
-    if let Some(c) = text(&chart["chart"]) {
-        level.detail("chart", c);
-    }
-    if let Some(v) = text(&chart["version"]) {
-        level.detail("version", v);
-    }
-    if let Some(r) = hr["spec"]["chartRef"].as_object() {
-        level.detail("chartRef", Value::Object(r.clone()));
-    }
-    let latest = &hr["status"]["history"][0];
-    let applied = text(&latest["chartVersion"])
-        .map(|v| format!("{}@{v}", latest["chartName"].as_str().unwrap_or("chart")))
-        .or_else(|| text(&hr["status"]["lastAppliedRevision"]));
-    level.revision = applied.clone();
-    level.detail(
-        "lastAttemptedRevision",
-        hr["status"]["lastAttemptedRevision"].clone(),
-    );
-    if let Some(v) = latest["version"].as_i64() {
-        level.detail("releaseVersion", v);
-    }
-    let idx = b.push(level);
-    let summary = match &applied {
-        Some(r) => format!("Released {}", short_revision(r)),
-        None => "Ready".to_string(),
-    };
-    b.flux_ready(idx, hr, summary);
-    let attempted = text(&hr["status"]["lastAttemptedRevision"]);
-    if let (Some(src), Some(att)) = (source_revision, attempted)
-        && !helm_revision_matches(&src, &att)
-    {
-        let l = &mut b.levels[idx];
-        l.stale = true;
-        l.mark = l.mark.worst(Mark::Warn);
-        let title = l.title();
-        b.find(
-            FindingType::Stale,
-            Some(idx),
-            format!("{title} last attempted {att}, but its chart source is at {src}"),
-        );
-    }
-    None
-}
-
-/// Whether a HelmRelease's `lastAttemptedRevision` is its chart source's artifact revision. A HelmChart's
-/// revision is the chart version (`6.7.0`); an OCIRepository's is `6.7.0@sha256:<hex>`, which helm-controller
-/// records as `6.7.0+<first 12 hex>`.
-fn helm_revision_matches(source: &str, attempted: &str) -> bool {
-    let (src_version, src_digest) = match source.split_once('@') {
-        Some((v, d)) => (v, d.rsplit(':').next().unwrap_or(d)),
-        None => (source, ""),
-    };
-    let (att_version, att_digest) = attempted.split_once('+').unwrap_or((attempted, ""));
-    src_version == att_version
-        && (src_digest.is_empty() || att_digest.is_empty() || src_digest.starts_with(att_digest))
-}
-
-fn helm_levels(
-    b: &mut Builder,
-    namespace: &str,
-    release: &str,
-    records: &Result<Vec<HelmRecord>, String>,
-) -> Option<Orphan> {
-    let mut level = Level::new("HelmRelease", None, Some(namespace), release);
-    level.detail("manager", "helm");
-    let latest = records
-        .as_ref()
-        .ok()
-        .and_then(|r| r.iter().max_by_key(|r| r.version));
-    match (records, latest) {
-        (Err(e), _) => {
-            level.mark = Mark::Warn;
-            level.summary = "release records could not be read".to_string();
-            level.message = Some(e.clone());
-            let idx = b.push(level);
-            b.find(
-                FindingType::Unverified,
-                Some(idx),
-                format!(
-                    "Helm release {namespace}/{release}: release records could not be read: {e}"
-                ),
-            );
-            None
-        }
-        (Ok(_), None) => {
-            level.mark = Mark::Warn;
-            level.summary = "no release record".to_string();
-            let idx = b.push(level);
-            b.find(
-                FindingType::Orphan,
-                Some(idx),
-                format!(
-                    "was managed, now orphaned: it carries the annotations of Helm release {namespace}/{release}, which has no release record left (uninstalled?)"
-                ),
-            );
-            Some(Orphan::WasManaged)
-        }
-        (Ok(_), Some(r)) => {
-            level.revision = Some(r.version.to_string());
-            level.detail("status", r.status.clone());
-            level.summary = format!("revision {} {}", r.version, r.status);
-            let (mark, ready) = match r.status.as_str() {
-                "deployed" | "superseded" => (Mark::Ok, Some(true)),
-                "failed" => (Mark::Fail, Some(false)),
-                _ => (Mark::Warn, None),
-            };
-            level.mark = mark;
-            level.ready = ready;
-            if mark == Mark::Fail {
-                level.message = Some(format!(
-                    "the last Helm operation on release {release} failed"
-                ));
-            }
-            b.push(level);
-            None
-        }
-    }
-}
-
-fn argo_levels(
-    b: &mut Builder,
-    app_ref: &AppRef,
-    via_label: bool,
-    application: &Fetched,
-    managed: &Value,
-) -> Option<Orphan> {
-    let app = match application {
-        Fetched::Found(a) => a,
-        Fetched::Missing => {
-            let name = match &app_ref.namespace {
-                Some(ns) => format!("{ns}/{}", app_ref.name),
-                None => app_ref.name.clone(),
-            };
-            return if via_label {
-                b.find(
-                    FindingType::Orphan,
-                    None,
-                    format!(
-                        "never managed by a GitOps tool found here: no Flux, Helm or Argo CD owner (its label app.kubernetes.io/instance={} names no Argo CD Application)",
-                        app_ref.name
-                    ),
-                );
-                Some(Orphan::NeverManaged)
-            } else {
-                let mut level = Level::new(
-                    "Application",
-                    Some("argoproj.io/v1alpha1"),
-                    app_ref.namespace.as_deref(),
-                    &app_ref.name,
-                );
-                level.mark = Mark::Warn;
-                level.summary = "not found".to_string();
-                let idx = b.push(level);
-                b.find(
-                    FindingType::Orphan,
-                    Some(idx),
-                    format!("was managed, now orphaned: its Argo CD tracking id names Application {name}, which no longer exists"),
-                );
-                Some(Orphan::WasManaged)
-            };
-        }
-        Fetched::Error(e) => {
-            let mut level = Level::new(
-                "Application",
-                Some("argoproj.io/v1alpha1"),
-                app_ref.namespace.as_deref(),
-                &app_ref.name,
-            );
-            level.mark = Mark::Warn;
-            level.summary = "could not be read".to_string();
-            level.message = Some(e.clone());
-            let idx = b.push(level);
-            b.find(
-                FindingType::Unverified,
-                Some(idx),
-                format!("the Argo CD Application could not be read: {e}"),
-            );
-            return None;
-        }
-    };
-    // The source: spec.source, or the first of spec.sources.
-    let spec_source = if app["spec"]["source"].is_object() {
-        app["spec"]["source"].clone()
-    } else {
-        app["spec"]["sources"][0].clone()
-    };
-    let sync = &app["status"]["sync"];
-    let revision = text(&sync["revision"]).or_else(|| text(&sync["revisions"][0]));
-    if let Some(repo) = text(&spec_source["repoURL"]) {
-        let mut level = Level::new("Source", None, None, &repo);
-        level.revision = revision.clone();
-        for key in ["path", "chart", "targetRevision", "ref"] {
-            if let Some(v) = text(&spec_source[key]) {
-                level.detail(key, v);
-            }
-        }
-        if let Some(sources) = app["spec"]["sources"].as_array() {
-            level.detail("sources", sources.len());
-        }
-        level.summary = format!(
-            "{} @ {}",
-            spec_source["targetRevision"].as_str().unwrap_or("HEAD"),
-            revision
-                .as_deref()
-                .map(short_revision)
-                .unwrap_or_else(|| "?".to_string())
-        );
-        b.push(level);
-    }
-    let mut level = level_of(app, "Application");
-    level.revision = revision.clone();
-    let sync_status = sync["status"].as_str().unwrap_or("Unknown").to_string();
-    let health = app["status"]["health"]["status"]
-        .as_str()
-        .unwrap_or("Unknown")
-        .to_string();
-    level.detail("syncStatus", sync_status.clone());
-    level.detail("health", health.clone());
-    level.detail("project", app["spec"]["project"].clone());
-    let op = &app["status"]["operationState"];
-    if let Some(phase) = text(&op["phase"]) {
-        level.detail("operationPhase", phase);
-    }
-    let error_condition = app["status"]["conditions"].as_array().and_then(|cs| {
-        cs.iter()
-            .find(|c| c["type"].as_str().is_some_and(|t| t.ends_with("Error")))
-    });
-    level.summary = format!(
-        "{sync_status}, {health}{}",
-        revision
-            .as_deref()
-            .map(|r| format!(" at {}", short_revision(r)))
-            .unwrap_or_default()
-    );
-    let op_failed = matches!(op["phase"].as_str(), Some("Failed" | "Error"));
-    if matches!(health.as_str(), "Degraded" | "Missing") || op_failed || error_condition.is_some() {
-        level.mark = Mark::Fail;
-        level.ready = Some(false);
-        level.message = error_condition
-            .and_then(|c| {
-                text(&c["message"])
-                    .map(|m| format!("{}: {m}", c["type"].as_str().unwrap_or_default()))
-            })
-            .or_else(|| op_failed.then(|| text(&op["message"])).flatten())
-            .or_else(|| text(&app["status"]["health"]["message"]))
-            .or_else(|| Some(format!("health is {health}")));
-    } else if sync_status == "Synced" && health == "Healthy" {
-        level.ready = Some(true);
-    } else {
-        level.mark = Mark::Warn;
-        level.ready = Some(false);
-    }
-    let idx = b.push(level);
-    if sync_status == "OutOfSync" {
-        let l = &mut b.levels[idx];
-        l.stale = true;
-        let title = l.title();
-        b.find(
-            FindingType::Stale,
-            Some(idx),
-            format!(
-                "{title} is OutOfSync: the cluster differs from revision {}",
-                revision
-                    .as_deref()
-                    .map(short_revision)
-                    .unwrap_or_else(|| "?".to_string())
-            ),
-        );
-    } else if b.levels[idx].mark == Mark::Warn && health != "Healthy" {
-        let title = b.levels[idx].title();
-        b.find(
-            FindingType::Progressing,
-            Some(idx),
-            format!("{title} is {health}"),
-        );
-    }
-    // The Application lists every object it manages in status.resources.
-    let resources = app["status"]["resources"].as_array();
-    let entry = resources.and_then(|rs| {
-        rs.iter().find(|r| {
-            r["kind"].as_str() == Some(owner::kind_of(managed))
-                && r["name"].as_str() == Some(owner::name_of(managed))
-                && r["namespace"].as_str().unwrap_or_default() == owner::namespace_of(managed)
-                && r["group"].as_str().unwrap_or_default() == owner::group_of(managed)
-        })
-    });
-    if let Some(e) = entry {
-        let l = &mut b.levels[idx];
-        l.detail("resourceStatus", e["status"].clone());
-        l.detail("resourceHealth", e["health"]["status"].clone());
-        return None;
-    }
-    if resources.is_none_or(|rs| rs.is_empty()) {
-        return None;
-    }
-    let title = b.levels[idx].title();
-    if via_label {
-        b.find(
-            FindingType::Orphan,
-            Some(idx),
-            format!(
-                "never managed by Argo CD: its label app.kubernetes.io/instance names {title}, which does not list it"
-            ),
-        );
-        Some(Orphan::NeverManaged)
-    } else {
-        b.find(
-            FindingType::Orphan,
-            Some(idx),
-            format!("was managed, now orphaned: it carries the tracking id of {title}, which no longer lists it"),
-        );
-        Some(Orphan::WasManaged)
-    }
 }
 
 /// The object levels: the managed object first, then down the controllers to the object asked about.

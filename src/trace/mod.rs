@@ -5,17 +5,23 @@
 //!
 //! - [`owner`] reads who manages an object from its labels and annotations (pure);
 //! - [`health`] reads an object's readiness from its status (pure);
-//! - [`chain`] builds the levels and findings from plain JSON (pure);
+//! - [`chain`] builds the levels and findings from plain JSON (pure), with the owner-specific levels in
+//!   `flux_levels`, `helm_levels` and `argo_levels`;
+//! - [`index`] turns one pass of list calls into the input of [`chain`] for every object (`--all`, pure);
 //! - [`render`] prints text or JSON (pure);
-//! - [`resolve`] and [`gather`] are the I/O edge (kube API, ConfigHub, the drift API).
+//! - [`resolve`], [`gather`], [`all`] and [`artifact_read`] are the I/O edge (kube API, ConfigHub, the
+//!   artifact, the drift API).
 
 pub mod all;
+mod argo_levels;
 pub mod artifact_read;
 pub mod chain;
 #[cfg(test)]
 mod chain_tests;
+mod flux_levels;
 pub mod gather;
 pub mod health;
+mod helm_levels;
 pub mod index;
 pub mod model;
 pub mod owner;
