@@ -27,6 +27,8 @@ pub enum Command {
     Pack(PackArgs),
     /// Run a local ConfigHub-compatible hub, or import YAML into one (`hub import`).
     Hub(crate::hub::cli::HubArgs),
+    /// Show the delivery chain of a cluster object, from the ConfigHub unit (or other GitOps source) down to it.
+    Trace(crate::trace::TraceArgs),
 }
 
 /// `pack <folder-or-files>... --out <file>`: one unit per `*.yaml`/`*.yml` file (slug = file stem).
@@ -72,6 +74,7 @@ pub fn main(cli: Cli) -> ExitCode {
         },
         Command::Pack(args) => pack(args),
         Command::Hub(args) => crate::hub::cli::main(args),
+        Command::Trace(args) => crate::trace::main(args),
         Command::Run(args) => {
             telemetry::init_logging(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

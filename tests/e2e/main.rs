@@ -13,3 +13,4 @@ mod drift_paths;
 mod smoke;
 mod source;
 mod status_owners;
+mod trace;
