@@ -6,9 +6,10 @@ use sha2::{Digest, Sha256};
 
 use super::archive::write_tar_gz;
 use super::error::BuildError;
-use super::manifest::{ObjectKey, ProcessedUnit, Stamp, process_unit};
+use super::manifest::{ObjectKey, ProcessedUnit, Stamp};
 use super::names;
 use super::par;
+use super::process::process_unit;
 use super::unit::{BuildContext, UnitInput};
 
 /// Artifact metadata key: the ConfigHub space name.

@@ -11,6 +11,7 @@ mod manifest;
 mod names;
 pub mod pack;
 mod par;
+mod process;
 pub mod storage;
 mod textual;
 mod unit;

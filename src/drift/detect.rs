@@ -7,8 +7,7 @@ use serde_json::Value;
 use super::classify::{classify_item, expected};
 use super::diff::diff;
 use super::fields::FieldOwners;
-use super::record::{DetectionSource, ObjectRef};
-use super::types::{ClassifiedItem, DriftItem, IgnoreRule, ObjectKey};
+use super::types::{ClassifiedItem, DetectionSource, DriftItem, IgnoreRule, ObjectKey, ObjectRef};
 
 use crate::wire::{
     ANNOTATION_REVISION_NUM, FLUX_NAME_LABEL as KS_NAME_LABEL,

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::detect::Detection;
-use super::suggest::suggest;
+use super::suggest::{Subject, suggest};
 use super::types::{ClassifiedItem, DriftType, Severity};
+pub use super::types::{DetectionSource, ObjectRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,34 +28,6 @@ impl RecordStatus {
         [RecordStatus::Active, RecordStatus::Resolved]
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s))
-    }
-}
-
-/// How the drift was noticed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectionSource {
-    /// A watch event from a field manager other than kustomize-controller.
-    Watch,
-    /// A full comparison (periodic or `POST /api/v1/analyze`).
-    Analyze,
-    /// Read back from Flux: a "configured" event while the revision did not change.
-    Flux,
-}
-
-/// A namespaced object reference (the ConfigHubRepository, the Kustomization).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
     }
 }
 
@@ -158,7 +131,20 @@ impl DriftRecord {
         self.revision = det.revision.clone().or(self.revision.take());
         self.repository = det.repository.clone().or(self.repository.take());
         self.kustomization = det.kustomization.clone().or(self.kustomization.take());
-        self.suggestion = suggest(self);
+        self.suggestion = suggest(&self.subject());
+    }
+
+    /// What a suggestion is about.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            kind: &self.kind,
+            name: &self.name,
+            kustomization: self.kustomization.as_ref(),
+            unit_slug: self.unit_slug.as_deref(),
+            expected: self.expected,
+            primary: self.primary_item(),
+            acted: self.items.iter().filter(|i| !i.expected).count(),
+        }
     }
 
     /// The most severe item that is acted on (expected items only when all are expected).

@@ -2,18 +2,30 @@
 
 use serde_json::Value;
 
-use super::record::DriftRecord;
-use super::types::DriftType;
+use super::types::{ClassifiedItem, DriftType, ObjectRef};
+
+/// What a suggestion is about: the parts of a drift record it reads.
+pub struct Subject<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub kustomization: Option<&'a ObjectRef>,
+    pub unit_slug: Option<&'a str>,
+    pub expected: bool,
+    /// The record's most severe acted-on item.
+    pub primary: Option<&'a ClassifiedItem>,
+    /// How many items are acted on.
+    pub acted: usize,
+}
 
 /// Values longer than this are elided in suggestions.
 const MAX_VALUE_CHARS: usize = 60;
 
-pub fn suggest(record: &DriftRecord) -> String {
-    let Some(primary) = record.primary_item() else {
+pub fn suggest(record: &Subject<'_>) -> String {
+    let Some(primary) = record.primary else {
         return "No drift.".to_string();
     };
     let object = format!("{}/{}", record.kind, record.name);
-    let revert = match &record.kustomization {
+    let revert = match record.kustomization {
         Some(ks) => format!(
             "`flux reconcile kustomization {} -n {}`",
             ks.name, ks.namespace
@@ -22,7 +34,7 @@ pub fn suggest(record: &DriftRecord) -> String {
             "`flux reconcile kustomization <name>` on the Kustomization that applies it".to_string()
         }
     };
-    let unit = match &record.unit_slug {
+    let unit = match record.unit_slug {
         Some(slug) => format!("unit '{slug}'"),
         None => "its unit".to_string(),
     };
@@ -60,12 +72,7 @@ pub fn suggest(record: &DriftRecord) -> String {
             "Roll back the image to {d} with {revert}, or adopt {l} by updating {unit} in ConfigHub."
         ),
         _ => {
-            let others = record
-                .items
-                .iter()
-                .filter(|i| !i.expected)
-                .count()
-                .saturating_sub(1);
+            let others = record.acted.saturating_sub(1);
             let more = if others > 0 {
                 format!(" and {others} more")
             } else {
@@ -109,6 +116,7 @@ fn show(v: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drift::DriftRecord;
     use crate::drift::detect::{Detection, classify_items};
     use crate::drift::record::{DetectionSource, ObjectRef};
     use crate::drift::types::{DriftItem, IgnoreRule, ObjectKey};

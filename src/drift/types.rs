@@ -88,6 +88,34 @@ impl ObjectKey {
     }
 }
 
+/// How the drift was noticed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionSource {
+    /// A watch event from a field manager other than kustomize-controller.
+    Watch,
+    /// A full comparison (periodic or `POST /api/v1/analyze`).
+    Analyze,
+    /// Read back from Flux: a "configured" event while the revision did not change.
+    Flux,
+}
+
+/// A namespaced object reference (the ConfigHubRepository, the Kustomization).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
 /// One difference between the desired and the live object.
 ///
 /// `path` is a JSON pointer into the *desired* object (list indices are desired indices, even when a

@@ -44,6 +44,11 @@ async fn metric_value(line_start: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kind_the_controller_may_not_watch_makes_drifted_unknown_until_it_is_granted() {
     let client = client().await;
+    // No restart or check of everything meanwhile: the log is counted, and the last edit must be the
+    // watch's to find.
+    let _alone = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
     let cp = control_plane();
     let (ok, _, err) = cp.kubectl_apply(&crd());
     assert!(ok, "installing the CRD: {err}");

@@ -10,6 +10,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::drift_flow::{drifted, has_type, managed_units, record_where, resource};
+use crate::support::controller::FULL_CHECKS_OF_EVERYTHING;
 use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,10 +24,16 @@ fn settings() -> String {
 }
 
 /// A repository with `web` and `settings`, applied by Flux, fully checked once, with both kinds watched.
-async fn watched_app(client: &kube::Client, prefix: &str) -> (String, TestHub) {
+/// The guard keeps other tests from making the controller check everything (a restart, an analyze
+/// request) until the test ends, so only the watch can see the edit.
+async fn watched_app(
+    client: &kube::Client,
+    prefix: &str,
+) -> (String, TestHub, tokio::sync::MutexGuard<'static, ()>) {
     let units = [("web", web()), ("settings", settings())];
     let (ns, hub, _) =
         managed_units(client, prefix, &units, json!({"mode": "Report"}), "10m").await;
+    let alone = FULL_CHECKS_OF_EVERYTHING.lock().await;
     // The first full check has run (it sets the condition)...
     drifted(client, &ns, "False").await;
     // ...and both kinds' watches have listed and follow changes.
@@ -39,7 +46,7 @@ async fn watched_app(client: &kube::Client, prefix: &str) -> (String, TestHub) {
         })
         .await;
     }
-    (ns, hub)
+    (ns, hub, alone)
 }
 
 /// Runs the real kubectl as a person would (admin kubeconfig), with extra environment.
@@ -78,7 +85,7 @@ fn starts_with(record: &Value, prefix: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_scale_through_the_scale_subresource_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-scale").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-scale").await;
     kubectl(&["scale", "deploy/web", "--replicas=5", "-n", &ns], &[]);
     let record = seen_by_watch(&format!("Deployment:{ns}:web"), "Scaling").await;
     assert!(starts_with(&record, "kubectl"), "{record}");
@@ -87,7 +94,7 @@ async fn kubectl_scale_through_the_scale_subresource_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_edit_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-edit").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-edit").await;
     // kubectl edit runs $KUBE_EDITOR on a temporary file, as a person's editor would change it.
     kubectl(
         &["edit", "deploy/web", "-n", &ns],
@@ -100,7 +107,7 @@ async fn kubectl_edit_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_kubectl_apply_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-csa").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-csa").await;
     let manifest = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  color: green\n"
     );
@@ -113,7 +120,7 @@ async fn client_side_kubectl_apply_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_set_image_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-image").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-image").await;
     kubectl(
         &["set", "image", "deploy/web", "web=nginx:1.29", "-n", &ns],
         &[],
@@ -125,7 +132,7 @@ async fn kubectl_set_image_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_patch_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-patch").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-patch").await;
     kubectl(
         &[
             "patch",
@@ -147,7 +154,7 @@ async fn kubectl_patch_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_label_and_annotate_of_declared_keys_are_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-label").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-label").await;
     let id = format!("Deployment:{ns}:web");
     kubectl(
         &[
@@ -181,7 +188,7 @@ async fn kubectl_label_and_annotate_of_declared_keys_are_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_by_another_field_manager_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-ssa").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-ssa").await;
     let configmaps = resource(&client, &ns, "", "ConfigMap");
     let patch = json!({"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "settings", "namespace": ns}, "data": {"color": "amber"}});
@@ -200,7 +207,7 @@ async fn server_side_apply_by_another_field_manager_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_by_another_controller_is_seen_by_the_watch() {
     let client = client().await;
-    let (ns, _hub) = watched_app(&client, "path-update").await;
+    let (ns, _hub, _alone) = watched_app(&client, "path-update").await;
     let configmaps = resource(&client, &ns, "", "ConfigMap");
     // A controller's read-modify-write: GET, change, PUT with its own field manager.
     let mut current = configmaps.get("settings").await.unwrap();

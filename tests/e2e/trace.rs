@@ -578,7 +578,15 @@ async fn a_kustomization_that_cannot_build_is_broken() {
 
     // ConfigHub goes away too: the repository is the first level not Ready; the unit's head is unknown.
     hub.stop().await;
-    wait_repository(&client, &ns, "apps", "False", Some("FetchFailed"), TIMEOUT).await;
+    wait_repository(
+        &client,
+        &ns,
+        "apps",
+        "False",
+        Some("ConfigHubUnavailable"),
+        TIMEOUT,
+    )
+    .await;
     let (code, t) = trace_json(&["cm/settings", "-n", &ns]).await;
     assert_eq!(code, 2, "{t:#}");
     assert_eq!(t["findings"][0]["type"], "broken");
