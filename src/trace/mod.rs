@@ -23,6 +23,7 @@ pub mod gather;
 pub mod health;
 mod helm_levels;
 pub mod index;
+pub mod input;
 pub mod model;
 pub mod owner;
 pub mod render;
