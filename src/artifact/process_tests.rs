@@ -206,10 +206,10 @@ metadata:
   labels: {keep: "yes", confighub.com/UnitSlug: overwritten}
 data:
   run.sh: |
-#!/bin/sh
-set -eu
-  indented line
-echo "done: $1" # comment-like
+    #!/bin/sh
+    set -eu
+      indented line
+    echo "done: $1" # comment-like
   empty: ""
   quoted-number: "0755"
   on: "off"
@@ -219,8 +219,8 @@ echo "done: $1" # comment-like
   tabbed: "a\tb"
   crlf: "x\r\ny"
   folded: >
-folded text
-continues
+    folded text
+    continues
 binaryData: {}
 ---
 apiVersion: apps/v1
@@ -228,8 +228,8 @@ kind: Deployment
 metadata:
   name: web
   annotations:
-note: |-
-  no trailing newline
+    note: |-
+      no trailing newline
 spec:
   replicas: 3
   ratio: 0.25
@@ -238,12 +238,12 @@ spec:
   flags: [true, false, null]
   nested: [[1, 2], [], {}]
   template:
-spec:
-  containers:
-  - name: app
-    args: ["--port", "8080", "-v", "--"]
-    env:
-    - {name: A, value: "1"}
+    spec:
+      containers:
+      - name: app
+        args: ["--port", "8080", "-v", "--"]
+        env:
+        - {name: A, value: "1"}
 ---
 apiVersion: example.com/v1
 kind: Custom

@@ -23,15 +23,15 @@ metadata:
 spec:
   replicas: 1
   template:
-spec:
-  containers:
-  - name: web
-    image: nginx:1.27
-    env:
-    - name: A
-      value: '1'
-    - name: B
-      value: '2'
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        env:
+        - name: A
+          value: '1'
+        - name: B
+          value: '2'
 ";
 
 fn items(kind: &str, items: Vec<DriftItem>, ignore: &[IgnoreRule]) -> Vec<ClassifiedItem> {
