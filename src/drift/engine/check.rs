@@ -248,13 +248,17 @@ impl DriftEngine {
     }
 }
 
-/// When the object was last written, from its newest managedFields entry.
+/// When the object was last written, from its newest managedFields entry; `None` when unknown.
 fn written_at(live: &Value) -> Option<chrono::DateTime<Utc>> {
-    let times: BTreeSet<&str> = live["metadata"]["managedFields"]
-        .as_array()?
+    let fields = live["metadata"]["managedFields"].as_array()?;
+    // A write through `scale` carries no time and may be the newest: then the time is unknown.
+    if fields
         .iter()
-        .filter_map(|f| f["time"].as_str())
-        .collect();
+        .any(|f| f["time"].is_null() && f["subresource"].as_str() != Some("status"))
+    {
+        return None;
+    }
+    let times: BTreeSet<&str> = fields.iter().filter_map(|f| f["time"].as_str()).collect();
     chrono::DateTime::parse_from_rfc3339(times.last()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
