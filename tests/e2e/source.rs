@@ -201,15 +201,12 @@ async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
 
     // A deleted unit is pruned.
     hub.delete_unit(&space_id, &web).await;
-    wait_for("the Deployment to be pruned", READY_TIMEOUT, || async {
-        deployments
-            .get_opt("web")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
+    wait_gone(
+        "the Deployment to be pruned",
+        &deployments,
+        "web",
+        READY_TIMEOUT,
+    )
     .await;
 
     // The real flux CLI sees the source and traces an applied object back to the repository.
@@ -504,14 +501,12 @@ async fn deleting_a_repository_removes_its_artifacts_and_external_artifact() {
 
     let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), &ns);
     api.delete("gone", &DeleteParams::default()).await.unwrap();
-    wait_for("the repository to be finalized", READY_TIMEOUT, || async {
-        api.get_opt("gone")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
+    wait_gone(
+        "the repository to be finalized",
+        &api,
+        "gone",
+        READY_TIMEOUT,
+    )
     .await;
     assert!(!file.exists(), "the artifact file is removed");
     assert!(

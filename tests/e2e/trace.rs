@@ -63,31 +63,37 @@ async fn trace_json(args: &[&str]) -> (i32, Value) {
     (code, v)
 }
 
-fn kinds(t: &Value) -> Vec<String> {
-    t["levels"]
+/// The string `field` of every element of the array `t[list]`.
+fn strings(t: &Value, list: &str, field: &str) -> Vec<String> {
+    t[list]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["kind"].as_str().unwrap().to_string())
+        .map(|l| l[field].as_str().unwrap().to_string())
         .collect()
+}
+
+fn kinds(t: &Value) -> Vec<String> {
+    strings(t, "levels", "kind")
 }
 
 fn marks(t: &Value) -> Vec<String> {
-    t["levels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["mark"].as_str().unwrap().to_string())
-        .collect()
+    strings(t, "levels", "mark")
 }
 
 fn finding_types(t: &Value) -> Vec<String> {
-    t["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["type"].as_str().unwrap().to_string())
-        .collect()
+    strings(t, "findings", "type")
+}
+
+/// Merge-patches `spec` of the Kustomization `name`.
+async fn merge_spec(ks: &Api<DynamicObject>, name: &str, spec: Value) {
+    ks.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .unwrap();
 }
 
 fn dynamic(
@@ -401,25 +407,11 @@ async fn trace_follows_objects_to_their_unit_and_names_drift_and_orphans() {
 
     // The Kustomization is deleted without pruning: its objects stay, now orphaned.
     let ks = kustomizations(&client, &ns);
-    ks.patch(
-        "apps",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"prune": false}})),
-    )
-    .await
-    .unwrap();
+    merge_spec(&ks, "apps", json!({"prune": false})).await;
     // Let kustomize-controller see prune: false before the deletion.
     tokio::time::sleep(Duration::from_secs(2)).await;
     ks.delete("apps", &DeleteParams::default()).await.unwrap();
-    wait_for("the Kustomization to be gone", TIMEOUT, || async {
-        ks.get_opt("apps")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone("the Kustomization to be gone", &ks, "apps", TIMEOUT).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     assert!(
         cms.get_opt("settings").await.unwrap().is_some(),
@@ -506,13 +498,7 @@ async fn an_edit_not_yet_delivered_is_stale_at_the_level_that_holds_it() {
 
     // The Kustomization is suspended and the repository resumed: the artifact moves on, Flux does not.
     let ks = kustomizations(&client, &ns);
-    ks.patch(
-        "apps",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"suspend": true}})),
-    )
-    .await
-    .unwrap();
+    merge_spec(&ks, "apps", json!({"suspend": true})).await;
     apply_repository(&client, &ns, "apps", spec(false)).await;
     wait_for("the repository to fetch the edit", TIMEOUT, || async {
         let chr = chr_api.get("apps").await.ok()?;
@@ -546,13 +532,7 @@ async fn a_kustomization_that_cannot_build_is_broken() {
     let client = client().await;
     let (ns, mut hub, _) = delivered(&client, "trace-broken", "cedar").await;
     let ks = kustomizations(&client, &ns);
-    ks.patch(
-        "apps",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"path": "./missing"}})),
-    )
-    .await
-    .unwrap();
+    merge_spec(&ks, "apps", json!({"path": "./missing"})).await;
     wait_for("the Kustomization to fail", TIMEOUT, || async {
         kustomization_ready(&client, &ns, "apps")
             .await
@@ -1007,15 +987,7 @@ async fn argo_cd_applications_show_their_sync_revision_status_and_health() {
     apps.delete("guestbook", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the Application to be gone", TIMEOUT, || async {
-        apps.get_opt("guestbook")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone("the Application to be gone", &apps, "guestbook", TIMEOUT).await;
     let (code, t) = trace_json(&args).await;
     assert_eq!(code, 3, "{t:#}");
     assert_eq!(t["orphan"], "was-managed", "{t:#}");

@@ -152,11 +152,7 @@ impl DriftEngine {
     /// and the `Drifted` condition of every repository managing the kind updated when it is news.
     async fn blind(&self, kind: &KindId, verb: Verb, err: &kube::Error) {
         let cause = cause(err);
-        let labels = super::metrics::BlindLabels {
-            group: kind.group.clone(),
-            kind: kind.kind.clone(),
-            verb: verb.as_str().to_string(),
-        };
+        let labels = blind_labels(kind, verb);
         self.handles
             .metrics
             .blind_errors
@@ -203,11 +199,7 @@ impl DriftEngine {
             return false;
         }
         for verb in verbs {
-            let labels = super::metrics::BlindLabels {
-                group: kind.group.clone(),
-                kind: kind.kind.clone(),
-                verb: verb.as_str().to_string(),
-            };
+            let labels = blind_labels(kind, *verb);
             self.handles
                 .metrics
                 .unavailable
@@ -250,6 +242,14 @@ impl Drop for Timing {
         if elapsed > Duration::from_secs(2) {
             tracing::warn!(id = %self.0, elapsed_ms = elapsed.as_millis() as u64, "drift: slow check");
         }
+    }
+}
+
+fn blind_labels(kind: &KindId, verb: Verb) -> super::metrics::BlindLabels {
+    super::metrics::BlindLabels {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        verb: verb.as_str().to_string(),
     }
 }
 

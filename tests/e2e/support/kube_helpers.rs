@@ -178,3 +178,19 @@ pub async fn kustomization_ready(
         ready["message"].as_str().unwrap_or_default().to_string(),
     ))
 }
+
+/// Waits until `name` no longer exists in `api` (deleted, finalized, pruned).
+pub async fn wait_gone<K>(what: &str, api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(what, timeout, || async {
+        api.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
