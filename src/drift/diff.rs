@@ -19,8 +19,6 @@ use super::normalize::{normalize, normalize_pair};
 use super::types::DriftItem;
 use super::{pointer, quantity};
 
-/// kustomize-controller's field manager.
-pub use crate::wire::FLUX_MANAGER;
 pub const RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
 pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
 

@@ -47,7 +47,8 @@ pub enum FixError {
 /// The origin unit's YAML with the live values of `items` merged into the document of `key`.
 /// Expected items are skipped; a deletion removes the document. Item paths must index lists as the
 /// unit's document does; when they came from a diff against another desired object (a dry-run
-/// result), use [`fix_unit_yaml_from`].
+/// result), use [`fix_unit_yaml_from`]. (The engine always does; the tests use this.)
+#[cfg(test)]
 pub fn fix_unit_yaml(
     origin_unit_yaml: &str,
     key: &ObjectKey,
@@ -56,7 +57,7 @@ pub fn fix_unit_yaml(
     fix_unit_yaml_from(origin_unit_yaml, key, items, None)
 }
 
-/// [`fix_unit_yaml`] for items whose paths index the lists of `desired` (the object the diff compared,
+/// `fix_unit_yaml` for items whose paths index the lists of `desired` (the object the diff compared,
 /// e.g. a server-side-apply dry run, where keyed lists may be ordered differently): list indices are
 /// translated to the unit document's by the elements' keys (`name`, `mountPath`, port).
 pub fn fix_unit_yaml_from(
@@ -325,17 +326,6 @@ pub fn fix_unit_slug(origin_slug: &str, kind: &str, name: &str) -> String {
     } else {
         format!("{clean}-{suffix}")
     }
-}
-
-/// Whether `slug` is a valid ConfigHub slug.
-pub fn is_valid_slug(slug: &str) -> bool {
-    let b = slug.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_SLUG_LEN
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Labels linking the fix unit to where it came from.

@@ -195,7 +195,6 @@ fn slugs_are_valid_bounded_and_deterministic() {
         ("", "", ""),
     ] {
         let s = fix_unit_slug(o, k, n);
-        assert!(is_valid_slug(&s), "{s}");
         assert!(crate::hub::validate::is_valid_slug(&s), "{s}");
         assert!(s.len() <= MAX_SLUG_LEN);
         assert_eq!(s, fix_unit_slug(o, k, n));

@@ -14,15 +14,6 @@ pub struct InventoryEntry {
 }
 
 impl InventoryEntry {
-    /// `apps/v1`, or `v1` for the core group.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-
     /// The object's drift key (with its group).
     pub fn key(&self) -> crate::drift::ObjectKey {
         crate::drift::ObjectKey::with_group(&self.group, &self.kind, &self.namespace, &self.name)
@@ -109,10 +100,9 @@ mod tests {
             ),
             ("demo", "web", "apps", "Deployment")
         );
-        assert_eq!(e.api_version(), "apps/v1");
         assert_eq!(e.record_id(), "Deployment:demo:web");
         let core = parse_entry("default_podinfo__Service", "v1").unwrap();
-        assert_eq!(core.api_version(), "v1");
+        assert_eq!((core.group.as_str(), core.version.as_str()), ("", "v1"));
         let cluster = parse_entry("_demo__Namespace", "v1").unwrap();
         assert_eq!(cluster.namespace, "");
         assert!(parse_entry("a_b_c", "v1").is_none());

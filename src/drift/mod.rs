@@ -6,27 +6,27 @@
 
 pub mod api;
 pub mod base64;
-pub mod blind;
-pub mod classify;
-pub mod cluster;
-pub mod desired;
-pub mod detect;
-pub mod diff;
+pub(crate) mod blind;
+pub(crate) mod classify;
+pub(crate) mod cluster;
+pub(crate) mod desired;
+pub(crate) mod detect;
+pub(crate) mod diff;
 pub mod engine;
-pub mod fields;
-pub mod fix_unit;
-pub mod flux_events;
-pub mod health;
-pub mod inventory;
+pub(crate) mod fields;
+pub(crate) mod fix_unit;
+pub(crate) mod flux_events;
+pub(crate) mod health;
+pub(crate) mod inventory;
 pub mod metrics;
-pub mod mode;
-pub mod normalize;
-pub mod pointer;
-pub mod quantity;
+pub(crate) mod mode;
+pub(crate) mod normalize;
+pub(crate) mod pointer;
+pub(crate) mod quantity;
 pub mod record;
 pub mod resources;
 pub mod store;
-pub mod suggest;
+pub(crate) mod suggest;
 pub mod types;
 
 #[cfg(test)]
