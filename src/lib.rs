@@ -19,5 +19,5 @@ pub mod process;
 pub mod run;
 pub mod source;
 pub mod telemetry;
-pub mod trace;
+pub(crate) mod trace;
 pub mod wire;

@@ -2,13 +2,13 @@
 
 pub mod cache;
 pub mod conditions;
-pub mod context;
-pub mod controller;
-pub mod duration;
-pub mod error;
+pub(crate) mod context;
+pub(crate) mod controller;
+pub(crate) mod duration;
+pub(crate) mod error;
 pub mod fetch;
 pub mod metrics;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod publish;
 
 pub use context::{Context, ControllerOptions};

@@ -9,7 +9,7 @@ use super::fetch;
 use super::metrics::ObjectLabels;
 use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::{self, BuildContext, BuildError, BuiltArtifact, StoredArtifact};
-use crate::connection::{self, AUTHENTICATION_FAILED, ConnectError, Connected, RepoCredentials};
+use crate::connection::{self, AUTHENTICATION_FAILED, ConnectError, Connected};
 
 /// The kind folder under the storage root, as Flux lays storage out.
 pub const STORAGE_KIND: &str = "confighubrepository";
@@ -201,18 +201,6 @@ fn list(names: &[String]) -> String {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     text
-}
-
-/// The credentials in the repository's Secret (`None` without `secretRef`): a static `token`, or
-/// `CONFIGHUB_WORKER_ID` + `CONFIGHUB_WORKER_SECRET`.
-pub async fn read_credentials(
-    chr: &ConfigHubRepository,
-    ctx: &Context,
-) -> Result<Option<RepoCredentials>, Failure> {
-    let namespace = chr.namespace().unwrap_or_default();
-    connection::read_credentials(&ctx.client, &namespace, chr.spec.secret_ref.as_ref())
-        .await
-        .map_err(|e| connect_failure(e.into()))
 }
 
 fn build_failure(err: BuildError) -> Failure {
