@@ -17,6 +17,8 @@ mod argo_levels;
 pub mod artifact_read;
 pub mod chain;
 #[cfg(test)]
+mod chain_owner_tests;
+#[cfg(test)]
 mod chain_tests;
 mod flux_levels;
 pub mod gather;
