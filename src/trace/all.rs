@@ -163,7 +163,8 @@ async fn helm_records(client: &Client, ns: &str) -> HashMap<(String, String), Ve
 /// them (its URL and token), else `--confighub-url`.
 async fn units(client: &Client, objects: &[Value], index: &mut Index, opts: &Options) {
     // space key (id or name) → (origin, token, space ref)
-    let mut spaces: HashMap<String, (String, Option<String>, String)> = HashMap::new();
+    let mut spaces: HashMap<String, (String, Option<crate::confighub::Credentials>, String)> =
+        HashMap::new();
     for obj in objects {
         let Some(p) = owner::provenance(obj) else {
             continue;
@@ -193,9 +194,13 @@ async fn units(client: &Client, objects: &[Value], index: &mut Index, opts: &Opt
         };
         let token = match &chr {
             Some(chr) => {
-                super::gather::repository_token(client, chr, opts.confighub_token.as_deref()).await
+                super::gather::repository_credentials(client, chr, opts.confighub_token.as_deref())
+                    .await
             }
-            None => opts.confighub_token.clone(),
+            None => opts
+                .confighub_token
+                .as_deref()
+                .map(|t| crate::confighub::Credentials::Token(crate::confighub::Token::new(t))),
         };
         spaces.insert(key.clone(), (origin, token, key));
     }
@@ -206,7 +211,7 @@ async fn units(client: &Client, objects: &[Value], index: &mut Index, opts: &Opt
             ..Default::default()
         };
         let result = async {
-            let hub = crate::confighub::Client::new(&origin, token, options)
+            let hub = crate::confighub::Client::with_credentials(&origin, token, options)
                 .map_err(|e| e.to_string())?;
             let space_id = if uuid::Uuid::parse_str(&space_ref).is_ok() {
                 space_ref.clone()

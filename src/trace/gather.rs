@@ -310,27 +310,25 @@ async fn owner_data(client: &Client, managed: &Value, opts: &Options) -> OwnerDa
     }
 }
 
-/// The repository's token: its Secret's `token` key, else `CONFIGHUB_TOKEN`.
-pub async fn repository_token(
+/// The repository's ConfigHub credentials, read as the controller reads them (its Secret's `token`, or
+/// `CONFIGHUB_WORKER_ID` + `CONFIGHUB_WORKER_SECRET`), else `CONFIGHUB_TOKEN`.
+pub async fn repository_credentials(
     client: &Client,
     chr: &Value,
     fallback: Option<&str>,
-) -> Option<String> {
-    if let Some(secret) = chr["spec"]["secretRef"]["name"].as_str() {
-        let api: Api<k8s_openapi::api::core::v1::Secret> =
-            Api::namespaced(client.clone(), owner::namespace_of(chr));
-        if let Ok(Some(s)) = api.get_opt(secret).await
-            && let Some(token) = s
-                .data
-                .as_ref()
-                .and_then(|d| d.get("token"))
-                .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
-                .filter(|t| !t.is_empty())
+) -> Option<crate::confighub::Credentials> {
+    if let Some(name) = chr["spec"]["secretRef"]["name"].as_str() {
+        let secret_ref = crate::api::SecretReference {
+            name: name.to_string(),
+        };
+        if let Ok(Some(found)) =
+            crate::connection::read_credentials(client, owner::namespace_of(chr), Some(&secret_ref))
+                .await
         {
-            return Some(token);
+            return Some(found.credentials);
         }
     }
-    fallback.map(str::to_string)
+    fallback.map(|t| crate::confighub::Credentials::Token(crate::confighub::Token::new(t)))
 }
 
 async fn unit(client: &Client, managed: &Value, owner: &OwnerData, opts: &Options) -> UnitLookup {
@@ -347,9 +345,14 @@ async fn unit(client: &Client, managed: &Value, owner: &OwnerData, opts: &Option
                 .as_str()
                 .unwrap_or(crate::api::repository::DEFAULT_URL)
                 .to_string(),
-            repository_token(client, chr, opts.confighub_token.as_deref()).await,
+            repository_credentials(client, chr, opts.confighub_token.as_deref()).await,
         ),
-        (None, Some(url)) => (url.clone(), opts.confighub_token.clone()),
+        (None, Some(url)) => (
+            url.clone(),
+            opts.confighub_token
+                .as_deref()
+                .map(|t| crate::confighub::Credentials::Token(crate::confighub::Token::new(t))),
+        ),
         (None, None) => {
             return UnitLookup::NotChecked(
                 "no ConfigHubRepository delivers it and CONFIGHUB_URL is not set".into(),
@@ -361,7 +364,7 @@ async fn unit(client: &Client, managed: &Value, owner: &OwnerData, opts: &Option
         max_retries: 1,
         ..Default::default()
     };
-    let hub = match crate::confighub::Client::new(&origin, token, options) {
+    let hub = match crate::confighub::Client::with_credentials(&origin, token, options) {
         Ok(c) => c,
         Err(e) => return UnitLookup::Unreachable(e.to_string()),
     };
