@@ -135,15 +135,51 @@ async fn deployment_ready(client: &kube::Client, ns: &str, name: &str, ready: i6
 /// A hub space with a ConfigMap and a Deployment unit, a Ready repository and a Kustomization that applied
 /// both, in a fresh namespace. Returns (namespace, hub, space id).
 async fn delivered(client: &kube::Client, prefix: &str, space: &str) -> (String, TestHub, String) {
+    delivered_by(client, prefix, space, None).await
+}
+
+/// [`delivered`] with the repository's Secret holding worker credentials (`Some((id, secret))`, which
+/// the hub accepts) instead of a static token.
+async fn delivered_by(
+    client: &kube::Client,
+    prefix: &str,
+    space: &str,
+    worker: Option<(&str, &str)>,
+) -> (String, TestHub, String) {
     controller();
     let ns = namespace(client, prefix).await;
-    let hub = TestHub::start().await;
+    let hub = match worker {
+        Some((id, secret)) => {
+            TestHub::start_with(vec![(id.to_string(), secret.to_string())], None).await
+        }
+        None => TestHub::start().await,
+    };
     let space_id = hub.space(space).await;
     hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
         .await;
     hub.put_unit(&space_id, "backend", &deployment("backend", "nginx:1.27"))
         .await;
-    token_secret(client, &ns, "confighub", &hub.token).await;
+    match worker {
+        Some((id, secret)) => {
+            let data = std::collections::BTreeMap::from([
+                ("CONFIGHUB_WORKER_ID".to_string(), id.to_string()),
+                ("CONFIGHUB_WORKER_SECRET".to_string(), secret.to_string()),
+            ]);
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some("confighub".into()),
+                    ..Default::default()
+                },
+                string_data: Some(data),
+                ..Default::default()
+            };
+            Api::<Secret>::namespaced(client.clone(), &ns)
+                .create(&PostParams::default(), &secret)
+                .await
+                .expect("creating the worker Secret");
+        }
+        None => token_secret(client, &ns, "confighub", &hub.token).await,
+    }
     apply_repository(
         client,
         &ns,
@@ -1164,5 +1200,25 @@ async fn trace_all_benchmark() {
             .rev()
             .find(|l| l.contains("objects:"))
             .unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_reads_worker_credentials_as_the_controller_does() {
+    let client = client().await;
+    let (ns, _hub, _) = delivered_by(
+        &client,
+        "trace-worker",
+        "birch",
+        Some(("trace-worker", "s3cret-trace-worker")),
+    )
+    .await;
+    // No CONFIGHUB_TOKEN: ConfigHub is asked with the worker credentials of the repository's Secret.
+    let (code, t) = trace_json(&["cm/settings", "-n", &ns]).await;
+    assert_eq!(code, 0, "{t:#}");
+    assert_eq!(t["levels"][0]["details"]["headRevision"], 2, "{t:#}");
+    assert!(
+        !finding_types(&t).contains(&"unverified".to_string()),
+        "ConfigHub was reached: {t:#}"
     );
 }
