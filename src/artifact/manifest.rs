@@ -17,7 +17,7 @@ use std::fmt;
 use serde::de::DeserializeSeed;
 
 use super::error::BuildError;
-use super::yaml::{BoundedNode, Budget, Node, emit_document};
+use super::yaml::{BoundedNode, Budget, Node};
 
 /// Largest unit accepted, in bytes of YAML.
 pub const MAX_UNIT_BYTES: usize = 8 * 1024 * 1024;
@@ -182,14 +182,9 @@ pub(super) fn parse_and_stamp(data: &[u8], stamp: &Stamp<'_>) -> Result<Processe
         if !objects.is_empty() {
             out.push_str("---\n");
         }
-        let mark = out.len();
-        if emit_document(&node, &mut out).is_none() {
-            // Something the fast emitter leaves to libyaml: redo this document with serde_yaml_ng.
-            out.truncate(mark);
-            let text = serde_yaml_ng::to_string(&node.to_value())
-                .map_err(|e| invalid(format!("cannot re-serialise the object: {e}")))?;
-            out.push_str(&text);
-        }
+        let text = serde_yaml_ng::to_string(&node.to_value())
+            .map_err(|e| invalid(format!("cannot re-serialise the object: {e}")))?;
+        out.push_str(&text);
         objects.push(key);
     }
     let out = out.into_bytes();

@@ -1,13 +1,7 @@
-//! A lean YAML tree and a fast block-style emitter for the common shape of Kubernetes objects.
-//!
-//! Why not `serde_yaml_ng::Value` + `to_string`: on a 10,000-unit space, building `Value` (an `IndexMap`
-//! per mapping) and running libyaml's emitter cost more than parsing. [`Node`] keeps mappings as
-//! vectors, and [`emit_document`] writes plain/double-quoted/literal scalars directly. Anything it is
-//! not sure about (floats, tags, non-scalar keys) makes it return `None`, and the caller falls back to
-//! serde_yaml_ng for that document, so unusual input is still handled by the reference emitter.
-//! Both paths are deterministic, and round-trip tests check that the emitted text parses back to the
-//! same tree. (The plain-scalar rules were also checked once against Go's gopkg.in/yaml.v2 (YAML 1.1)
-//! and yaml.v3 readers on 20,000 random strings: all read back unchanged.)
+//! A lean YAML tree for the full path (bounded parsing, duplicate keys, stamping; written out again by
+//! serde_yaml_ng, the one emitter of the project), and the scalar rules the textual path writes its
+//! inserted values with. (The plain-scalar rules were checked once against Go's gopkg.in/yaml.v2
+//! (YAML 1.1) and yaml.v3 readers on 20,000 random strings: all read back unchanged.)
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -270,112 +264,16 @@ fn duplicate_key(entries: &[(Node, Node)]) -> Option<String> {
     None
 }
 
-/// Emits one document (a mapping) in block style, or `None` when the tree holds something the fast
-/// emitter leaves to serde_yaml_ng (floats, tags, non-string keys, strings it cannot write plainly,
-/// double-quoted or as a literal block).
-pub fn emit_document(root: &Node, out: &mut String) -> Option<()> {
-    match root {
-        Node::Map(entries) if !entries.is_empty() => emit_map(entries, 0, false, out),
-        _ => None,
-    }
-}
-
-fn indent(out: &mut String, n: usize) {
-    for _ in 0..n {
-        out.push(' ');
-    }
-}
-
-/// Writes `entries` at indentation `ind`. With `inline_first`, the first key continues the current line
-/// (after `- `).
-fn emit_map(
-    entries: &[(Node, Node)],
-    ind: usize,
-    inline_first: bool,
-    out: &mut String,
-) -> Option<()> {
-    for (i, (key, value)) in entries.iter().enumerate() {
-        if i > 0 || !inline_first {
-            indent(out, ind);
-        }
-        let Node::Str(k) = key else {
-            return None;
-        };
-        // Multi-line keys are rare; `<<` is a merge key to YAML 1.1 readers: leave both to libyaml.
-        if k.contains('\n') || k == "<<" {
-            return None;
-        }
-        emit_inline_scalar(k, out)?;
-        out.push(':');
-        match value {
-            Node::Map(m) if !m.is_empty() => {
-                out.push('\n');
-                emit_map(m, ind + 2, false, out)?;
-            }
-            // Sequences in mappings are not indented, as libyaml writes them.
-            Node::Seq(s) if !s.is_empty() => {
-                out.push('\n');
-                emit_seq(s, ind, false, out)?;
-            }
-            scalar => {
-                out.push(' ');
-                emit_scalar(scalar, ind + 2, out)?;
-            }
-        }
-    }
-    Some(())
-}
-
-fn emit_seq(items: &[Node], ind: usize, inline_first: bool, out: &mut String) -> Option<()> {
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 || !inline_first {
-            indent(out, ind);
-        }
-        out.push_str("- ");
-        match item {
-            Node::Map(m) if !m.is_empty() => emit_map(m, ind + 2, true, out)?,
-            Node::Seq(s) if !s.is_empty() => emit_seq(s, ind + 2, true, out)?,
-            scalar => emit_scalar(scalar, ind + 2, out)?,
-        }
-    }
-    Some(())
-}
-
-/// A scalar (or empty collection) followed by a newline; literal blocks are indented to `block_ind`.
-fn emit_scalar(node: &Node, block_ind: usize, out: &mut String) -> Option<()> {
-    match node {
-        Node::Null => out.push_str("null"),
-        Node::Bool(true) => out.push_str("true"),
-        Node::Bool(false) => out.push_str("false"),
-        Node::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Node::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Node::Map(m) if m.is_empty() => out.push_str("{}"),
-        Node::Seq(s) if s.is_empty() => out.push_str("[]"),
-        Node::Str(s) if s.contains('\n') => {
-            if literal_ok(s) {
-                emit_literal(s, block_ind, out);
-                return Some(());
-            }
-            emit_double_quoted(s, out);
-        }
-        Node::Str(s) => emit_inline_scalar(s, out)?,
-        _ => return None,
-    }
-    out.push('\n');
-    Some(())
-}
-
-fn emit_inline_scalar(s: &str, out: &mut String) -> Option<()> {
+/// `s` as a YAML scalar any 1.1/1.2 reader reads back unchanged: plain when [`plain_ok`], else
+/// double-quoted. How the textual path writes the provenance values it inserts.
+pub(super) fn scalar(s: &str) -> String {
     if plain_ok(s) {
-        out.push_str(s);
+        s.to_string()
     } else {
-        emit_double_quoted(s, out);
+        let mut out = String::with_capacity(s.len() + 2);
+        emit_double_quoted(s, &mut out);
+        out
     }
-    Some(())
 }
 
 /// Words some YAML reader (1.1 or 1.2, any case) would resolve to null or a boolean.
@@ -431,32 +329,6 @@ pub(super) fn plain_ok(s: &str) -> bool {
     }
     // YAML 1.1 timestamps and the like all start with a digit, so are already excluded.
     true
-}
-
-/// Whether a multi-line string survives a literal block (`|`/`|-`) unchanged.
-fn literal_ok(s: &str) -> bool {
-    let first = s.as_bytes()[0];
-    if first == b' ' || first == b'\t' || first == b'\n' || s.ends_with("\n\n") {
-        return false;
-    }
-    if !s.chars().all(|c| c == '\n' || c == '\t' || printable(c)) {
-        return false;
-    }
-    // A line of only spaces/tabs would be read as (part of) indentation, not content.
-    s.split('\n')
-        .all(|line| line.is_empty() || !line.bytes().all(|b| b == b' ' || b == b'\t'))
-}
-
-fn emit_literal(s: &str, ind: usize, out: &mut String) {
-    let body = s.strip_suffix('\n');
-    out.push_str(if body.is_some() { "|\n" } else { "|-\n" });
-    for line in body.unwrap_or(s).split('\n') {
-        if !line.is_empty() {
-            indent(out, ind);
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
 }
 
 /// Printable in YAML's sense and not a line break libyaml would normalise (NEL, LS, PS) or a BOM.

@@ -5,7 +5,7 @@ use crate::artifact::manifest::{
     ANNOTATION_REVISION_NUM, ANNOTATION_SPACE_ID, ANNOTATION_SPACE_NAME, LABEL_UNIT_SLUG, Part,
     Spliced, Stamp,
 };
-use crate::artifact::yaml::{emit_double_quoted, plain_ok};
+use crate::artifact::yaml::scalar;
 
 /// Appends bytes written by `write` to `extra` and a part pointing at them.
 pub(super) fn push_extra(text: &mut Spliced, write: impl FnOnce(&mut Vec<u8>)) {
@@ -24,15 +24,6 @@ pub(super) struct StampLines {
 
 impl StampLines {
     pub(super) fn new(stamp: &Stamp<'_>) -> Self {
-        let scalar = |s: &str| {
-            if plain_ok(s) {
-                s.to_string()
-            } else {
-                let mut out = String::with_capacity(s.len() + 2);
-                emit_double_quoted(s, &mut out);
-                out
-            }
-        };
         StampLines {
             slug: scalar(stamp.unit_slug),
             space_name: scalar(stamp.space_name),
