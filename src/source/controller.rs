@@ -32,8 +32,10 @@ pub use crate::wire::REQUESTED_AT;
 const FAILURE_RETRY: Duration = Duration::from_secs(10);
 /// Flux's default interval jitter: ±5%.
 const JITTER_PERCENT: f64 = 5.0;
+/// The shortest time between two reconciles of one repository: `interval: 0s` (which the schema allows,
+/// as Flux's does) or `1ms` would otherwise requeue at once, in a loop that polls ConfigHub flat out.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the controller until `shutdown` resolves.
 /// Runs the reconciler until `shutdown`; `writer` keeps the repository store it shares with the drift
 /// engine (one watch of ConfigHubRepositories per process).
 pub async fn run(
@@ -121,7 +123,7 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
     let generation = chr.metadata.generation.unwrap_or_default();
     let status = chr.status.clone().unwrap_or_default();
     let requested_at = chr.annotations().get(REQUESTED_AT).cloned();
-    let interval = parse_duration(&chr.spec.interval).unwrap_or(Duration::from_secs(600));
+    let interval = effective_interval(&chr.spec.interval);
 
     if status.observed_generation != Some(generation) {
         let update = StatusUpdate {
@@ -223,6 +225,13 @@ async fn cleanup(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::await_change())
 }
 
+/// `spec.interval` as the reconciler uses it: 10 minutes when unreadable, never under [`MIN_INTERVAL`].
+pub(crate) fn effective_interval(spec: &str) -> Duration {
+    parse_duration(spec)
+        .unwrap_or(Duration::from_secs(600))
+        .max(MIN_INTERVAL)
+}
+
 /// The interval ±5%, so many repositories created together do not poll ConfigHub in lockstep.
 fn jitter(interval: Duration) -> Duration {
     let factor = 1.0 + rand::rng().random_range(-JITTER_PERCENT..=JITTER_PERCENT) / 100.0;
@@ -232,6 +241,21 @@ fn jitter(interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tiny_interval_never_requeues_at_once() {
+        assert_eq!(effective_interval("0s"), MIN_INTERVAL);
+        assert_eq!(effective_interval("1ms"), MIN_INTERVAL);
+        assert_eq!(effective_interval("2s"), Duration::from_secs(2));
+        assert_eq!(effective_interval("nonsense"), Duration::from_secs(600));
+        // Jitter and the failure retry cannot take it back under the floor by more than 5 %.
+        assert!(jitter(effective_interval("0s")) >= MIN_INTERVAL.mul_f64(0.95));
+        assert_eq!(
+            effective_interval("0s").min(FAILURE_RETRY),
+            MIN_INTERVAL,
+            "a failure retries after the floor, not at once"
+        );
+    }
 
     #[test]
     fn jitter_stays_within_five_percent() {

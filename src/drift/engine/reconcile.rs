@@ -172,8 +172,8 @@ pub(super) async fn reconcile(
     engine.end_unmanaged(&ks_key, &managed).await;
     engine.update_drifted_condition(&repo).await;
     engine.handles.metrics.passes.inc();
-    let interval = crate::source::duration::parse_duration(&repo.chr.spec.interval)
-        .unwrap_or(Duration::from_secs(600));
+    // The same floor as the source reconciler's: `interval: 0s` must not loop.
+    let interval = crate::source::controller::effective_interval(&repo.chr.spec.interval);
     Ok(Action::requeue(interval))
 }
 
