@@ -1,0 +1,15 @@
+//! Serves a folder with the controller's artifact server (the same router and the same `serve` as
+//! `run --storage-addr`), for load tests of the server alone:
+//! `cargo run --release --example artifact_serve -- <folder> <addr>`.
+
+use confighub_source_controller::http::{artifact_server::artifact_router, serve};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let root = args.next().unwrap_or_else(|| ".".into());
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9090".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    eprintln!("serving {root} on {}", listener.local_addr()?);
+    serve(listener, artifact_router(root.into()), std::future::pending()).await
+}
