@@ -11,5 +11,10 @@ async fn main() -> std::io::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9090".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("serving {root} on {}", listener.local_addr()?);
-    serve(listener, artifact_router(root.into()), std::future::pending()).await
+    serve(
+        listener,
+        artifact_router(root.into()),
+        std::future::pending(),
+    )
+    .await
 }

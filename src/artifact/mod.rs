@@ -17,6 +17,9 @@ mod textual;
 mod unit;
 mod yaml;
 
+#[cfg(test)]
+mod golden_tests;
+
 pub use archive::{GZIP_LEVEL, write_tar_gz};
 pub use build::{
     BuiltArtifact, META_OCI_REVISION, META_SPACE, META_UNIT_COUNT, build, input_fingerprint,
