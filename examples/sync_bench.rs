@@ -30,9 +30,16 @@ async fn main() -> anyhow::Result<()> {
     for pass in ["first sync (empty cache)", "unchanged space (warm cache)"] {
         let before = client.stats();
         let started = Instant::now();
-        let fetched = fetch::fetch(&client, &cache, space.clone(), None, RevisionMode::Head)
-            .await
-            .map_err(|f| anyhow::anyhow!(f.message))?;
+        let fetched = fetch::fetch(
+            &client,
+            &cache,
+            space.clone(),
+            None,
+            false,
+            RevisionMode::Head,
+        )
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message))?;
         let fetched_at = started.elapsed();
         let ctx = BuildContext {
             space_name: space.slug.clone(),

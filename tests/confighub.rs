@@ -11,6 +11,8 @@ mod auth;
 mod cli;
 #[path = "confighub/client_ops.rs"]
 mod client_ops;
+#[path = "confighub/hidden.rs"]
+mod hidden;
 #[path = "confighub/hostile.rs"]
 mod hostile;
 #[path = "confighub/import.rs"]

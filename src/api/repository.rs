@@ -71,6 +71,11 @@ pub struct ConfigHubRepositorySpec {
     #[serde(default)]
     pub suspend: bool,
 
+    /// Also pack hidden Units (a non-empty HiddenReason, such as ConfigHub's BackingUnits), which
+    /// ConfigHub leaves out of lists unless asked for. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_hidden: bool,
+
     /// What to do when objects applied from this repository drift in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftSpec>,

@@ -82,9 +82,24 @@ impl Client {
         where_: Option<&str>,
         select: &[&str],
     ) -> Result<Vec<Unit>, Error> {
+        self.list_units_hidden(space_id, where_, select, None).await
+    }
+
+    /// [`Client::list_units`], also returning hidden Units whose `HiddenReason` is in
+    /// `include_hidden` (comma-separated reasons, or `*` for all).
+    pub async fn list_units_hidden(
+        &self,
+        space_id: &str,
+        where_: Option<&str>,
+        select: &[&str],
+        include_hidden: Option<&str>,
+    ) -> Result<Vec<Unit>, Error> {
         let mut call = self.call("ListUnits", Method::GET, &["space", space_id, "unit"]);
         if let Some(w) = where_ {
             call.query.push(("where", w.to_string()));
+        }
+        if let Some(h) = include_hidden {
+            call.query.push(("include_hidden", h.to_string()));
         }
         if !select.is_empty() {
             call.query.push(("select", select.join(",")));

@@ -112,6 +112,10 @@ pub struct Unit {
     pub head_revision_id: String,
     /// 0 until a Release bundles the Unit.
     pub last_released_revision_num: i64,
+    /// Non-empty for a hidden Unit (e.g. `BackingUnit`): lists leave it out unless asked for
+    /// (`include_hidden`, or a `where` naming it or mentioning `HiddenReason`).
+    #[serde(deserialize_with = "nullable")]
+    pub hidden_reason: String,
     pub entity_type: String,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -333,6 +337,9 @@ pub struct UnitCreate {
     pub annotations: StringMap,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub last_change_description: String,
+    /// Non-empty: the Unit is hidden from lists unless asked for.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hidden_reason: String,
 }
 
 /// Body of `POST /space/{id}/change_set`.

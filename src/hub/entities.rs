@@ -41,6 +41,7 @@ pub(crate) const UNIT_SCHEMA: Schema = &[
     ("LastChangeDescription", AttrType::Str),
     ("HeadRevisionNum", AttrType::Int),
     ("LastReleasedRevisionNum", AttrType::Int),
+    ("HiddenReason", AttrType::Str),
     ("Labels", AttrType::Map),
     ("Annotations", AttrType::Map),
     ("CreatedAt", AttrType::Str),

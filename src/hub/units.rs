@@ -61,6 +61,7 @@ pub async fn list_units(
         })
         .await?;
     let (mut values, named) = filtered(units, &q, UNIT_SCHEMA)?;
+    values.retain(|u| shown(u, &q));
     let known = serde_json::to_value(Unit::default())?;
     let always = ["UnitID", "SpaceID", "OrganizationID", "Slug"];
     select(&mut values, &q, &known, &always, &named)?;
@@ -69,6 +70,35 @@ pub async fn list_units(
         values.into_iter().map(|u| json!({"Unit": u})).collect(),
         next,
     ))
+}
+
+/// Whether a listed Unit is shown, as the service decides: every Unit that is not hidden, and a hidden one
+/// when `include_hidden` names its reason (or is `*`), or `where` mentions `HiddenReason` or names Units
+/// by `Slug` or `UnitID` with `=` or `IN`.
+fn shown(unit: &Value, q: &std::collections::HashMap<String, String>) -> bool {
+    let reason = unit["HiddenReason"].as_str().unwrap_or_default();
+    if reason.is_empty() {
+        return true;
+    }
+    let listed = q.get("include_hidden").is_some_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|r| r == "*" || r == reason)
+    });
+    let named = q
+        .get("where")
+        .and_then(|w| super::where_parser::parse(w).ok())
+        .is_some_and(|expr| {
+            expr.clauses.iter().any(|c| {
+                c.lhs == "HiddenReason"
+                    || (matches!(c.lhs.as_str(), "Slug" | "UnitID")
+                        && matches!(
+                            c.op,
+                            super::where_parser::Op::Eq | super::where_parser::Op::In
+                        ))
+            })
+        });
+    listed || named
 }
 
 pub async fn get_unit(
@@ -110,6 +140,13 @@ pub async fn create_unit(
                 };
             }
             let now = now();
+            // Backing Units are hidden unless told otherwise, as in the service.
+            let hidden_reason =
+                if req.hidden_reason.is_empty() && req.toolchain_type == "ConfigHub/YAML" {
+                    "BackingUnit".to_string()
+                } else {
+                    req.hidden_reason.clone()
+                };
             let unit_id = uuid::Uuid::new_v4().to_string();
             let revision = Revision {
                 revision_id: uuid::Uuid::new_v4().to_string(),
@@ -147,6 +184,7 @@ pub async fn create_unit(
                 head_revision_num: 1,
                 head_revision_id: revision.revision_id.clone(),
                 last_released_revision_num: 0,
+                hidden_reason,
                 entity_type: "unit".into(),
                 created_at: Some(now),
                 updated_at: Some(now),
@@ -218,6 +256,7 @@ const PATCHABLE: &[&str] = &[
     "ChangeSetID",
     "DeleteGates",
     "DisplayName",
+    "HiddenReason",
     "Labels",
     "LastChangeDescription",
     "Slug",

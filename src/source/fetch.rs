@@ -55,18 +55,21 @@ pub async fn resolve_space(client: &confighub::Client, space_ref: &str) -> Resul
     })
 }
 
-/// Lists the units of `space` matching `where_` (one request) and gets their data at the revision `mode`
-/// asks for, from the cache when possible. An unchanged space costs that one request and no downloads.
+/// Lists the units of `space` matching `where_` (one request; hidden units only with `include_hidden`) and
+/// gets their data at the revision `mode` asks for, from the cache when possible. An unchanged space
+/// costs that one request and no downloads.
 pub async fn fetch(
     client: &confighub::Client,
     cache: &UnitDataCache,
     space: Space,
     where_: Option<&str>,
+    include_hidden: bool,
     mode: RevisionMode,
 ) -> Result<Fetched, Failure> {
     let where_ = where_.map(str::trim).filter(|w| !w.is_empty());
+    let hidden = include_hidden.then_some("*");
     let units = client
-        .list_units(&space.space_id, where_, &UNIT_FIELDS)
+        .list_units_hidden(&space.space_id, where_, &UNIT_FIELDS, hidden)
         .await
         .map_err(|e| {
             let mut f = fetch_failure(&format!("listing units of space '{}'", space.slug), &e);

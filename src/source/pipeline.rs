@@ -65,6 +65,7 @@ async fn produce_with(
         &ctx.cache,
         space,
         chr.spec.where_.as_deref(),
+        chr.spec.include_hidden,
         chr.spec.revision,
     )
     .await

@@ -39,6 +39,8 @@ const UNIT_FIELDS: &[&str] = &[
     "UpstreamSpaceID",
     "UpstreamRevisionNum",
     "ValidationErrors",
+    // confighub-api-more.md §3 (hidden entities).
+    "HiddenReason",
     "EntityType",
     "CreatedAt",
     "UpdatedAt",

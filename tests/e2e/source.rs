@@ -606,3 +606,67 @@ async fn an_unchanged_space_is_not_rebuilt_and_a_damaged_artifact_is() {
         artifact.digest
     );
 }
+
+/// The units in the repository's current artifact, from its metadata.
+fn unit_count(chr: &ConfigHubRepository) -> Option<String> {
+    chr.status
+        .as_ref()?
+        .artifact
+        .as_ref()?
+        .metadata
+        .get("confighub.com/unit-count")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_units_are_packed_only_when_the_repository_asks_for_them() {
+    let client = client().await;
+    controller();
+    let (ns, hub, space_id, chr) = ready_settings_repository(&client, "src-hidden", "hidden").await;
+    assert_eq!(unit_count(&chr).as_deref(), Some("1"));
+    // A hidden unit (as ConfigHub hides its BackingUnits): left out, like the service's lists do.
+    hub.put_hidden_unit(
+        &space_id,
+        "backing",
+        "BackingUnit",
+        &config_map("backing", "grey"),
+    )
+    .await;
+    hub.put_unit(&space_id, "extra", &config_map("extra", "green"))
+        .await;
+    let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), &ns);
+    // A reconcile requested after both units exist has run: its artifact holds the visible one only.
+    api.patch(
+        "hidden",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "hidden-1"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let chr = wait_for("the requested reconcile", READY_TIMEOUT, || async {
+        let chr = api.get("hidden").await.ok()?;
+        let handled = chr.status.as_ref()?.last_handled_reconcile_at.as_deref() == Some("hidden-1");
+        handled.then_some(chr)
+    })
+    .await;
+    assert_eq!(
+        unit_count(&chr).as_deref(),
+        Some("2"),
+        "the hidden unit is left out"
+    );
+    // Asked for: the hidden unit is packed too.
+    apply_repository(
+        &client,
+        &ns,
+        "hidden",
+        spec(&hub, "hidden", json!({"includeHidden": true})),
+    )
+    .await;
+    wait_for("the hidden unit packed", READY_TIMEOUT, || async {
+        let chr = api.get("hidden").await.ok()?;
+        (unit_count(&chr).as_deref() == Some("3")).then_some(())
+    })
+    .await;
+}

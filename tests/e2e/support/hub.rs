@@ -127,12 +127,33 @@ impl TestHub {
         toolchain: &str,
         yaml: &str,
     ) -> String {
-        let client = self.client();
         let unit = UnitCreate {
             slug: slug.into(),
             toolchain_type: toolchain.into(),
             ..Default::default()
         };
+        self.put_unit_with(space_id, unit, yaml).await
+    }
+
+    /// A Kubernetes/YAML unit hidden for `reason` (as ConfigHub hides its BackingUnits).
+    pub async fn put_hidden_unit(
+        &self,
+        space_id: &str,
+        slug: &str,
+        reason: &str,
+        yaml: &str,
+    ) -> String {
+        let unit = UnitCreate {
+            slug: slug.into(),
+            toolchain_type: "Kubernetes/YAML".into(),
+            hidden_reason: reason.into(),
+            ..Default::default()
+        };
+        self.put_unit_with(space_id, unit, yaml).await
+    }
+
+    async fn put_unit_with(&self, space_id: &str, unit: UnitCreate, yaml: &str) -> String {
+        let client = self.client();
         let unit = client
             .create_unit(space_id, &unit, true)
             .await
