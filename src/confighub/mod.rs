@@ -4,6 +4,7 @@
 
 mod auth;
 mod client;
+mod codec;
 mod error;
 mod ops;
 pub mod retry;
@@ -15,8 +16,9 @@ pub use auth::Credentials;
 pub(crate) use auth::{base64url_decode, base64url_encode};
 pub use client::{
     AUTH_WORKER_OPERATION, Client, ClientOptions, ClientStats, DataDownload, DownloadRequest,
-    RequestObserver, normalize_etag,
+    RequestObserver,
 };
+pub use codec::normalize_etag;
 pub use error::Error;
 pub use token::Token;
 pub use types::*;

@@ -30,6 +30,7 @@ pub mod model;
 pub mod owner;
 pub mod render;
 pub mod resolve;
+mod unit_levels;
 
 use std::process::ExitCode;
 use std::time::Duration;
