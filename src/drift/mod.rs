@@ -64,7 +64,14 @@ pub struct DriftHandles {
 impl DriftHandles {
     /// Opens `<storage_root>/drift.db`, registers the metrics and primes the active gauge.
     pub fn open(storage_root: &Path, registry: &mut Registry) -> Result<Self, StoreError> {
-        let store = Arc::new(RecordStore::open(&storage_root.join(DATABASE_FILE))?);
+        let (store, moved) = RecordStore::open_or_rebuild(&storage_root.join(DATABASE_FILE))?;
+        if let Some(aside) = moved {
+            tracing::warn!(
+                moved_to = %aside.display(),
+                "drift: the record database was unreadable; it was moved aside and a new one started (drift history before now is in the moved file)"
+            );
+        }
+        let store = Arc::new(store);
         let metrics = metrics::DriftMetrics::register(registry);
         metrics.set_active(store.active_count()?);
         Ok(Self {

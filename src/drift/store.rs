@@ -40,6 +40,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("drift store: a detection without items is no drift; resolve the record instead")]
     EmptyDetection,
+    #[error("drift store: moving an unreadable database aside: {0}")]
+    MoveAside(#[source] std::io::Error),
 }
 
 /// What a detection did to the object's records.
@@ -91,6 +93,38 @@ impl RecordStore {
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// [`RecordStore::open`], but a file that is not a readable SQLite database, or fails SQLite's quick
+    /// check, is moved aside to `<file>.corrupt-<unix seconds>` (with its `-wal`/`-shm`) and a new store
+    /// started: records are history, and the controller must come up. Returns where the old file went.
+    pub fn open_or_rebuild(path: &Path) -> Result<(Self, Option<std::path::PathBuf>), StoreError> {
+        let healthy = Self::open(path).and_then(|store| {
+            let check: String = store
+                .conn()
+                .query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+            Ok((store, check))
+        });
+        match healthy {
+            Ok((store, check)) if check == "ok" => return Ok((store, None)),
+            Ok((store, _)) => drop(store),
+            Err(StoreError::Sqlite(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".corrupt-{stamp}"));
+        let aside = std::path::PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(StoreError::MoveAside)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            let _ = std::fs::remove_file(std::path::PathBuf::from(companion));
+        }
+        Ok((Self::open(path)?, Some(aside)))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -415,6 +449,38 @@ mod tests {
             store.upsert_detection(&d),
             Err(StoreError::EmptyDetection)
         ));
+    }
+
+    #[test]
+    fn a_corrupt_database_is_moved_aside_and_a_healthy_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drift.db");
+        // Healthy: reopened as it is.
+        {
+            let store = RecordStore::open(&path).unwrap();
+            store
+                .upsert_detection(&det("ConfigMap", "a", "b", "/data/k", 1, 2, t(0)))
+                .unwrap();
+        }
+        let (store, moved) = RecordStore::open_or_rebuild(&path).unwrap();
+        assert_eq!(moved, None);
+        assert!(store.get("ConfigMap:a:b").unwrap().is_some());
+        drop(store);
+        // Garbage where the database was (a torn copy, a disk fault): moved aside, a new store works.
+        std::fs::write(
+            &path,
+            b"this is not a sqlite database, not even close......",
+        )
+        .unwrap();
+        let (store, moved) = RecordStore::open_or_rebuild(&path).unwrap();
+        let aside = moved.expect("moved aside");
+        assert!(aside.to_string_lossy().contains("drift.db.corrupt-"));
+        assert!(std::fs::read(&aside).unwrap().starts_with(b"this is not"));
+        assert_eq!(store.active_count().unwrap(), 0);
+        store
+            .upsert_detection(&det("ConfigMap", "a", "b", "/data/k", 1, 2, t(0)))
+            .unwrap();
+        assert!(store.get("ConfigMap:a:b").unwrap().is_some());
     }
 
     #[test]
