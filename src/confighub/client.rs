@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::auth::{Access, Credentials, TokenSource, scrub};
-pub(super) use super::codec::*;
+pub(crate) use super::codec::*;
 use super::error::Error;
 use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
 use super::token::Token;
@@ -83,7 +83,7 @@ pub struct ClientStats {
 }
 
 #[derive(Default)]
-pub(super) struct Counters {
+pub(crate) struct Counters {
     requests: AtomicU64,
     bytes_downloaded: AtomicU64,
     token_exchanges: AtomicU64,
@@ -108,16 +108,16 @@ pub struct DownloadRequest {
 /// A ConfigHub API client. Cheap to clone; clones share the connection pool and counters.
 #[derive(Clone)]
 pub struct Client {
-    pub(super) http: reqwest::Client,
-    pub(super) base: Url,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: Url,
     /// `{origin}/auth/worker`, where worker credentials are exchanged.
-    pub(super) auth_url: Url,
-    pub(super) auth: Option<Arc<TokenSource>>,
-    pub(super) observer: Option<Arc<dyn RequestObserver>>,
-    pub(super) options: ClientOptions,
-    pub(super) retry: RetryPolicy,
-    pub(super) counters: Arc<Counters>,
-    pub(super) downloads: Arc<Semaphore>,
+    pub(crate) auth_url: Url,
+    pub(crate) auth: Option<Arc<TokenSource>>,
+    pub(crate) observer: Option<Arc<dyn RequestObserver>>,
+    pub(crate) options: ClientOptions,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) downloads: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Client {
@@ -131,22 +131,22 @@ impl fmt::Debug for Client {
 }
 
 /// What the retry loop needs to rebuild a request for each attempt.
-pub(super) struct Call {
-    pub(super) op: &'static str,
-    pub(super) method: Method,
+pub(crate) struct Call {
+    pub(crate) op: &'static str,
+    pub(crate) method: Method,
     /// Whether repeating the request is harmless, so 5xx and cut connections may be retried.
-    pub(super) idempotent: bool,
-    pub(super) url: Url,
-    pub(super) query: Vec<(&'static str, String)>,
-    pub(super) headers: Vec<(reqwest::header::HeaderName, String)>,
-    pub(super) body: Option<(&'static str, Bytes)>,
+    pub(crate) idempotent: bool,
+    pub(crate) url: Url,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) headers: Vec<(reqwest::header::HeaderName, String)>,
+    pub(crate) body: Option<(&'static str, Bytes)>,
 }
 
-pub(super) struct Raw {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-    pub(super) request_id: Option<String>,
+pub(crate) struct Raw {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) request_id: Option<String>,
 }
 
 impl Client {
@@ -221,7 +221,7 @@ impl Client {
         }
     }
 
-    pub(super) fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -229,7 +229,7 @@ impl Client {
         url
     }
 
-    pub(super) fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
+    pub(crate) fn call(&self, op: &'static str, method: Method, segments: &[&str]) -> Call {
         Call {
             op,
             idempotent: method != Method::POST,
@@ -241,7 +241,7 @@ impl Client {
         }
     }
 
-    pub(super) fn json_body<T: Serialize>(op: &'static str, value: &T) -> Result<Bytes, Error> {
+    pub(crate) fn json_body<T: Serialize>(op: &'static str, value: &T) -> Result<Bytes, Error> {
         serde_json::to_vec(value)
             .map(Bytes::from)
             .map_err(|e| Error::Invalid(format!("{op}: encoding request: {e}")))
@@ -249,7 +249,7 @@ impl Client {
 
     /// Sends `call` with the current bearer token. A 401 for a renewable (worker) token renews it
     /// and sends the call once more; a second 401 is the caller's.
-    pub(super) async fn execute(&self, call: &Call) -> Result<Raw, Error> {
+    pub(crate) async fn execute(&self, call: &Call) -> Result<Raw, Error> {
         let bearer = self.bearer().await?;
         let result = self.execute_with(call, bearer.as_ref()).await;
         match (&result, &self.auth, &bearer) {
@@ -269,7 +269,7 @@ impl Client {
     }
 
     /// The token to send: the static one, or the cached access token, renewed when due.
-    pub(super) async fn bearer(&self) -> Result<Option<Token>, Error> {
+    pub(crate) async fn bearer(&self) -> Result<Option<Token>, Error> {
         let Some(auth) = &self.auth else {
             return Ok(None);
         };
@@ -306,7 +306,7 @@ impl Client {
     }
 
     /// Drops the cached access token if it is still `refused` (a concurrent call may have renewed it).
-    pub(super) async fn forget_token(&self, refused: &Token) {
+    pub(crate) async fn forget_token(&self, refused: &Token) {
         if let Some(auth) = &self.auth {
             let mut cached = auth.cached.lock().await;
             if cached.as_ref().is_some_and(|a| &a.token == refused) {
@@ -316,7 +316,7 @@ impl Client {
     }
 
     /// `POST {origin}/auth/worker` with `{"worker_id","worker_secret"}`: a new access token.
-    pub(super) async fn exchange(&self, id: &str, secret: &Token) -> Result<Access, Error> {
+    pub(crate) async fn exchange(&self, id: &str, secret: &Token) -> Result<Access, Error> {
         let op = AUTH_WORKER_OPERATION;
         let body = serde_json::json!({"worker_id": id, "worker_secret": secret.expose()});
         let call = Call {
@@ -382,14 +382,14 @@ impl Client {
         ))
     }
 
-    pub(super) fn observe(&self, op: &'static str, code: &str) {
+    pub(crate) fn observe(&self, op: &'static str, code: &str) {
         if let Some(observer) = &self.observer {
             observer.observe(op, code);
         }
     }
 
     /// Sends `call` with `bearer`, retrying what may succeed on a second try, and reads the whole body.
-    pub(super) async fn execute_with(
+    pub(crate) async fn execute_with(
         &self,
         call: &Call,
         bearer: Option<&Token>,
@@ -491,7 +491,7 @@ impl Client {
         }
     }
 
-    pub(super) fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> Error {
+    pub(crate) fn transport_error(&self, op: &'static str, e: &reqwest::Error) -> Error {
         if e.is_timeout() {
             return Error::Timeout {
                 operation: op,
@@ -511,7 +511,7 @@ impl Client {
         }
     }
 
-    pub(super) async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
+    pub(crate) async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
         let raw = self.execute(call).await?;
         decode(call.op, &raw)
     }
@@ -520,7 +520,7 @@ impl Client {
     /// parameters unchanged) until a page comes without it. A page may be short or empty and still
     /// have a next one; `null` reads as an empty page.
     /// `sized` sends `ClientOptions::page_size` as `limit` (Space and Unit lists).
-    pub(super) async fn fetch_list<T: DeserializeOwned>(
+    pub(crate) async fn fetch_list<T: DeserializeOwned>(
         &self,
         mut call: Call,
         sized: bool,

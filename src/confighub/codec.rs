@@ -18,7 +18,7 @@ pub fn normalize_etag(value: &str) -> String {
 
 /// The whole body, or `None` when it is (or declares to be) larger than `limit` bytes: read chunk by
 /// chunk, so a hostile or broken server cannot make the controller allocate more than the limit.
-pub(super) async fn read_limited(
+pub(crate) async fn read_limited(
     mut resp: reqwest::Response,
     limit: usize,
 ) -> Result<Option<bytes::Bytes>, reqwest::Error> {
@@ -38,7 +38,7 @@ pub(super) async fn read_limited(
 
 /// Percent-encodes query values the way the reference shows (`%20` for spaces, `%27` for quotes)
 /// rather than form-style `+`.
-pub(super) fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
+pub(crate) fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
     let mut url = url.clone();
     if query.is_empty() {
         return url;
@@ -56,11 +56,11 @@ pub(super) fn with_query(url: &Url, query: &[(&'static str, String)]) -> Url {
     url
 }
 
-pub(super) fn quoted(etag: &str) -> String {
+pub(crate) fn quoted(etag: &str) -> String {
     format!("\"{}\"", normalize_etag(etag))
 }
 
-pub(super) fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result<T, Error> {
     serde_json::from_slice(&raw.body).map_err(|e| Error::Decode {
         operation: op,
         status: raw.status.as_u16(),
@@ -71,7 +71,7 @@ pub(super) fn decode<T: DeserializeOwned>(op: &'static str, raw: &Raw) -> Result
 
 /// Turns a 4xx/5xx into [`Error::Api`], using the `StandardErrorResponse` when the body is one and
 /// a short excerpt of the body otherwise (proxies answer with HTML).
-pub(super) fn api_error(
+pub(crate) fn api_error(
     op: &'static str,
     status: StatusCode,
     request_id: Option<String>,

@@ -3,8 +3,8 @@
 //! every error keeps ConfigHub's `Code`, `Message` and `X-Request-Id`.
 
 mod auth;
-mod client;
-mod codec;
+pub(crate) mod client;
+pub(crate) mod codec;
 mod error;
 mod ops;
 pub mod retry;

@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod cli;
+mod client_ops;
 mod entities;
 mod error;
 mod extras;
