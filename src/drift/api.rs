@@ -442,32 +442,4 @@ mod tests {
         let (_, body) = call(&f.app, "GET", "/api/v1/resources?kind=Service").await;
         assert_eq!(body["count"], json!(0));
     }
-
-    #[tokio::test]
-    async fn merges_into_the_main_router_and_serves_drift_metrics() {
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = crate::telemetry::Metrics::default();
-        let drift = {
-            let mut registry = metrics.registry.lock().unwrap();
-            crate::drift::DriftHandles::open(dir.path(), &mut registry).unwrap()
-        };
-        let app = crate::http::router_with_api(
-            crate::http::AppState::new(metrics),
-            drift_api_router(drift.api_state()),
-        );
-        let (s, _) = call(&app, "GET", "/healthz").await;
-        assert_eq!(s, StatusCode::OK);
-        let (s, body) = call(&app, "GET", "/api/v1/drift-records").await;
-        assert_eq!((s, body["count"].clone()), (StatusCode::OK, json!(0)));
-        let req = Request::builder()
-            .uri("/metrics")
-            .body(Body::empty())
-            .unwrap();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        let text = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        assert!(String::from_utf8_lossy(&text).contains("confighub_drift_active 0"));
-        assert!(dir.path().join(crate::drift::DATABASE_FILE).exists());
-    }
 }

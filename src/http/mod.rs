@@ -85,3 +85,57 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn merges_into_the_main_router_and_serves_drift_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = crate::telemetry::Metrics::default();
+        let drift = {
+            let mut registry = metrics.registry.lock().unwrap();
+            crate::drift::DriftHandles::open(dir.path(), &mut registry).unwrap()
+        };
+        let app = router_with_api(
+            AppState::new(metrics),
+            crate::drift::api::drift_api_router(drift.api_state()),
+        );
+        let (s, _) = call(&app, "GET", "/healthz").await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, body) = call(&app, "GET", "/api/v1/drift-records").await;
+        assert_eq!((s, body["count"].clone()), (StatusCode::OK, json!(0)));
+        let req = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let text = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&text).contains("confighub_drift_active 0"));
+        assert!(dir.path().join(crate::drift::DATABASE_FILE).exists());
+    }
+}

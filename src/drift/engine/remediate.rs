@@ -1,4 +1,5 @@
-//! Revert: ask kustomize-controller to re-apply, again if drift outlives a request.
+//! Remediation by mode: Revert asks kustomize-controller to re-apply (again if drift outlives a request);
+//! Propose writes the episode's fix unit (`propose.rs`) when its content changes.
 
 use chrono::Utc;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -42,8 +43,7 @@ impl DriftEngine {
                     self.request_flux_reconcile(ks, &record.id).await;
                 }
             }
-            // A fix unit follows the episode's content; seeing the same drift again changes nothing.
-            DriftMode::Propose if transition != Transition::Unchanged => {
+            DriftMode::Propose if fix_unit_due(transition) => {
                 self.write_fix_unit(repo, record, compared).await
             }
             DriftMode::Propose => {}
@@ -68,6 +68,12 @@ impl DriftEngine {
     }
 }
 
+/// Whether the episode's fix unit must be written (or rewritten): it follows the episode's content, so when
+/// an episode starts or its drift changes; seeing the same drift again changes nothing.
+fn fix_unit_due(transition: Transition) -> bool {
+    transition != Transition::Unchanged
+}
+
 /// Whether to ask Flux (again) to revert: always when an episode starts; otherwise when no request is
 /// known (e.g. after a restart) or the last one is [`REVERT_RETRY`] old and the drift is still there.
 fn revert_due(
@@ -84,7 +90,14 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn revert_is_requested_on_start_and_again_only_when_drift_outlives_the_retry() {
+    fn a_fix_unit_follows_the_episode_not_every_sighting() {
+        assert!(fix_unit_due(Transition::Started));
+        assert!(fix_unit_due(Transition::Updated));
+        assert!(!fix_unit_due(Transition::Unchanged));
+    }
+
+    #[test]
+    fn revert_is_requested_on_start_and_again_only_when_drift_outlives_the_retry() {
         let now = std::time::Instant::now();
         let just = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
         let long_ago = now.checked_sub(REVERT_RETRY).unwrap_or(now);
