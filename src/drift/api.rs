@@ -249,6 +249,27 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such API endpoint")
 }
 
+/// One request to a router, for the tests of the API and of the process router that mounts it: the
+/// status and the JSON body (`Null` when not JSON).
+#[cfg(test)]
+pub(crate) async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,10 +277,7 @@ mod tests {
     use crate::drift::record::DetectionSource;
     use crate::drift::resources::ResourceRegistry;
     use crate::drift::types::{DriftItem, ObjectKey};
-    use axum::body::Body;
-    use axum::http::Request;
     use serde_json::Value;
-    use tower::ServiceExt;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -318,23 +336,6 @@ mod tests {
             app,
             notify,
         }
-    }
-
-    async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Body::empty())
-            .unwrap();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
     }
 
     #[tokio::test]

@@ -89,27 +89,11 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drift::api::call;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use serde_json::{Value, json};
+    use serde_json::json;
     use tower::ServiceExt;
-
-    async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Body::empty())
-            .unwrap();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
 
     #[tokio::test]
     async fn merges_into_the_main_router_and_serves_drift_metrics() {
