@@ -127,6 +127,11 @@ impl Blindness {
         }
     }
 
+    /// Whether every managed kind is seen.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
     /// Whether anything about `kind` is failing.
     pub fn is_blind(&self, kind: &KindId) -> bool {
         self.kinds.keys().any(|(k, _)| k == kind)
@@ -212,6 +217,7 @@ mod tests {
         assert_eq!(b.ok(&deploy, &[Verb::Get]), Change::Unchanged);
         assert_eq!(b.ok(&deploy, &[Verb::List, Verb::Watch]), Change::Recovered);
         assert!(!b.is_blind(&deploy));
+        assert!(b.is_empty());
         assert_eq!(b.ok(&deploy, &[Verb::List]), Change::Unchanged);
     }
 

@@ -148,6 +148,17 @@ fn source_api_version(kind: &str) -> &'static str {
     }
 }
 
+/// [`reference`] with the API version of a Flux source (or our repository) filled in when left out.
+fn source_reference(r: &Value, namespace: &str) -> (String, String, String, String) {
+    let (api_version, kind, ns, name) = reference(r, namespace);
+    let api_version = if api_version.is_empty() {
+        source_api_version(&kind).to_string()
+    } else {
+        api_version
+    };
+    (api_version, kind, ns, name)
+}
+
 async fn flux(client: &Client, namespace: &str, name: &str) -> FluxData {
     let kustomization = get_gvk(
         client,
@@ -168,23 +179,13 @@ async fn flux(client: &Client, namespace: &str, name: &str) -> FluxData {
     let Some(ks) = data.kustomization.found().cloned() else {
         return data;
     };
-    let (api_version, kind, ns, src_name) = reference(&ks["spec"]["sourceRef"], namespace);
-    let api_version = if api_version.is_empty() {
-        source_api_version(&kind).to_string()
-    } else {
-        api_version
-    };
+    let (api_version, kind, ns, src_name) = source_reference(&ks["spec"]["sourceRef"], namespace);
     let source = get_gvk(client, &api_version, &kind, &ns, &src_name).await;
     if kind == "ExternalArtifact"
         && let Some(ea) = source.found()
         && ea["spec"]["sourceRef"]["kind"] == "ConfigHubRepository"
     {
-        let (api_version, kind, rns, rname) = reference(&ea["spec"]["sourceRef"], &ns);
-        let api_version = if api_version.is_empty() {
-            source_api_version(&kind).to_string()
-        } else {
-            api_version
-        };
+        let (api_version, kind, rns, rname) = source_reference(&ea["spec"]["sourceRef"], &ns);
         data.repository = Some(get_gvk(client, &api_version, &kind, &rns, &rname).await);
     }
     data.source = Some(source);

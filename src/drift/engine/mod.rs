@@ -163,16 +163,11 @@ impl DriftEngine {
             .unavailable
             .get_or_create(&labels)
             .set(1);
-        let change = self
-            .blindness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fail(kind, verb, &cause, std::time::Instant::now());
-        let failures = self
-            .blindness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failures(kind, verb);
+        let (change, failures) = {
+            let mut blindness = self.blindness.lock().unwrap_or_else(|p| p.into_inner());
+            let change = blindness.fail(kind, verb, &cause, std::time::Instant::now());
+            (change, blindness.failures(kind, verb))
+        };
         match change {
             Change::Started | Change::Continues { log: true } => tracing::warn!(
                 %kind, verb = verb.as_str(), %cause, failures, error = %err,

@@ -144,12 +144,22 @@ impl DriftEngine {
                         .is_some_and(|o| o.namespace == key.0 && o.name == key.1)
             })
             .collect();
-        let kinds = self.kinds_of(&key);
-        let blind = self
+        // The repository's kinds come from every Kustomization in the store: only worth working out
+        // while some kind is blind (the common case has none).
+        let anything_blind = !self
             .blindness
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .describe(&kinds);
+            .is_empty();
+        let blind = if anything_blind {
+            let kinds = self.kinds_of(&key);
+            self.blindness
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe(&kinds)
+        } else {
+            None
+        };
         let api: Api<ConfigHubRepository> = Api::namespaced(self.client.clone(), &key.0);
         // Read back, not from the store: the condition must be compared with what is there now.
         let Ok(current) = api.get(&key.1).await else {
