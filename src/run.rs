@@ -9,6 +9,7 @@ use kube::Client;
 use crate::artifact::Storage;
 use crate::drift::{DriftHandles, api::drift_api_router};
 use crate::http;
+use crate::notification::Notifier;
 use crate::process::{parse_listen_addr, shutdown_signal};
 use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
 use crate::telemetry::LogFormat;
@@ -42,6 +43,10 @@ pub struct RunArgs {
     /// Older artifacts kept per repository besides the current one.
     #[arg(long, default_value_t = 2)]
     pub artifact_retention_records: usize,
+    /// The address of the events receiver: Flux's notification-controller, e.g.
+    /// `http://notification-controller.flux-system.svc.cluster.local./` (none when empty).
+    #[arg(long, default_value = "")]
+    pub events_addr: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -57,12 +62,7 @@ pub fn advertised_addr(storage_addr: &str, adv_addr: &str) -> String {
         .rsplit_once(':')
         .unwrap_or((storage_addr, "9090"));
     if host.is_empty() || host == "0.0.0.0" || host == "[::]" {
-        let name = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        format!("{name}:{port}")
+        format!("{}:{port}", crate::process::hostname())
     } else {
         storage_addr.to_string()
     }
@@ -96,12 +96,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = UnitDataCache::new(root.join("cache")).context("opening the unit data cache")?;
 
     let metrics = Metrics::default();
-    let (source_metrics, drift) = {
+    let (source_metrics, drift, notifier) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         let source_metrics = SourceMetrics::register(&mut registry);
         let drift =
             DriftHandles::open(&root, &mut registry).context("opening the drift record store")?;
-        (source_metrics, drift)
+        let notifier = match args.events_addr.as_str() {
+            "" => None,
+            addr => {
+                let url = url::Url::parse(addr)
+                    .with_context(|| format!("--events-addr {addr:?} is not a URL"))?;
+                Some(Notifier::start(
+                    url,
+                    crate::process::hostname(),
+                    &mut registry,
+                )?)
+            }
+        };
+        (source_metrics, drift, notifier)
     };
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
@@ -121,7 +133,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
     };
-    let ctx = source::Context::new(client.clone(), source_metrics, storage, cache, options);
+    let ctx = source::Context::new(
+        client.clone(),
+        source_metrics,
+        storage,
+        cache,
+        options,
+        notifier,
+    );
     // One watch of ConfigHubRepositories feeds both the source reconciler and the drift engine.
     let repositories = kube::runtime::reflector::store::Writer::default();
     let engine = crate::drift::engine::DriftEngine::new(

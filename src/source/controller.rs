@@ -165,8 +165,14 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
                     produced.summary, artifact.revision
                 );
                 tracing::info!(%name, %namespace, revision = %artifact.revision, "{note}");
-                ctx.publish_event(&chr, EventType::Normal, "NewArtifact", &note)
-                    .await;
+                ctx.publish_event_at(
+                    &chr,
+                    EventType::Normal,
+                    "NewArtifact",
+                    &note,
+                    Some(&artifact.revision),
+                )
+                .await;
             }
             let outcome = Outcome {
                 generation,

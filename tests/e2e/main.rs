@@ -10,6 +10,7 @@ mod drift;
 mod drift_blind;
 mod drift_flow;
 mod drift_paths;
+mod events;
 mod smoke;
 mod source;
 mod status_owners;

@@ -195,6 +195,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
             no_cross_namespace_refs: false,
             artifacts_to_keep: 0,
         },
+        None,
     );
     let handles = crate::drift::DriftHandles::open(&root, &mut registry).unwrap();
     let mut repositories = Writer::<ConfigHubRepository>::default();

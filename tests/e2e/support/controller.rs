@@ -75,6 +75,7 @@ fn spawn(
         .arg("--storage-path")
         .arg(storage_path)
         .args(["--storage-addr", storage_addr, "--http-addr", http])
+        .args(["--events-addr", &super::flux_events::event_receiver().url])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,confighub_source_controller=debug")
         .stdout(Stdio::from(out.try_clone().unwrap()))
