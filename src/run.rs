@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
     #[arg(long, default_value = "")]
     pub watch_namespace: String,
+    /// Only watch ConfigHubRepositories with matching labels, e.g. `sharding.fluxcd.io/key=shard1` on a
+    /// shard and `!sharding.fluxcd.io/key` on the main instance (Flux's sharding); default: all.
+    #[arg(long, default_value = "")]
+    pub watch_label_selector: String,
     /// Refuse references to other namespaces (a ConfigHubRepository never makes any; accepted for Flux parity).
     #[arg(long)]
     pub no_cross_namespace_refs: bool,
@@ -129,10 +133,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("connecting to Kubernetes")?;
     let options = ControllerOptions {
         watch_namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
+        label_selector: Some(args.watch_label_selector.clone()).filter(|s| !s.is_empty()),
         concurrent: args.concurrent.max(1),
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
     };
+    if let Some(selector) = &options.label_selector {
+        check_label_selector(&client, options.watch_namespace.as_deref(), selector).await?;
+    }
     let ctx = source::Context::new(
         client.clone(),
         source_metrics,
@@ -184,6 +192,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = artifact_server.await;
     let _ = http_server.await;
     Ok(())
+}
+
+/// Fails fast on a selector the API server refuses (it would otherwise fail every watch in silence).
+async fn check_label_selector(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> anyhow::Result<()> {
+    use crate::api::ConfigHubRepository;
+    use kube::api::{Api, ListParams};
+    let api: Api<ConfigHubRepository> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 400 => Err(anyhow::anyhow!(
+            "--watch-label-selector {selector:?} is not a valid label selector: {}",
+            status.message
+        )),
+        // Anything else (the API server not up yet, a missing CRD) the watch reports and retries.
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

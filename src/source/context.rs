@@ -24,6 +24,8 @@ type LastBuild = ([u8; 32], BuiltArtifact);
 pub struct ControllerOptions {
     /// Only watch this namespace (all when `None`).
     pub watch_namespace: Option<String>,
+    /// Only watch repositories matching this label selector (all when `None`): Flux's sharding.
+    pub label_selector: Option<String>,
     /// Reconciles running at once.
     pub concurrent: u16,
     /// Accepted for Flux parity; a ConfigHubRepository only ever references its own namespace.
@@ -36,6 +38,7 @@ impl Default for ControllerOptions {
     fn default() -> Self {
         Self {
             watch_namespace: None,
+            label_selector: None,
             concurrent: 4,
             no_cross_namespace_refs: false,
             artifacts_to_keep: 2,

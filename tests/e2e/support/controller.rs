@@ -25,7 +25,7 @@ static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 /// test that needs no full check to happen while it works.
 pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -58,6 +58,10 @@ pub fn controller() -> &'static ControllerProcess {
     })
 }
 
+/// Label selector of the shared controller: everything but the repositories of other shards
+/// (Flux's sharding), so tests can run controllers of their own beside it.
+pub const MAIN_SHARD_SELECTOR: &str = "!sharding.fluxcd.io/key";
+
 fn spawn(
     kubeconfig: &Path,
     storage_path: &Path,
@@ -65,17 +69,49 @@ fn spawn(
     http: &str,
     log: &Path,
 ) -> Child {
+    let selector = format!("--watch-label-selector={MAIN_SHARD_SELECTOR}");
+    spawn_with(
+        &[],
+        kubeconfig,
+        storage_path,
+        storage_addr,
+        http,
+        log,
+        &[selector.as_str()],
+    )
+}
+
+/// Starts `confighub-source-controller run` (behind `wrapper`, e.g. `unshare …`, when not empty) with
+/// the test flags and `extra` ones.
+pub(super) fn spawn_with(
+    wrapper: &[&str],
+    kubeconfig: &Path,
+    storage_path: &Path,
+    storage_addr: &str,
+    http: &str,
+    log: &Path,
+    extra: &[&str],
+) -> Child {
     let out = std::fs::File::options()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"));
+    let binary = env!("CARGO_BIN_EXE_confighub-source-controller");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(binary);
+            cmd
+        }
+        None => Command::new(binary),
+    };
     cmd.args(["run", "--log-format", "json", "--concurrent", "4"])
         .arg("--storage-path")
         .arg(storage_path)
         .args(["--storage-addr", storage_addr, "--http-addr", http])
         .args(["--events-addr", &super::flux_events::event_receiver().url])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,confighub_source_controller=debug")
         .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -83,7 +119,7 @@ fn spawn(
     spawn_tied(cmd).expect("starting the controller")
 }
 
-fn wait_ready(http: &str, log: &Path) {
+pub(super) fn wait_ready(http: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = std::net::TcpStream::connect(http).ok().and_then(|mut s| {

@@ -7,6 +7,7 @@ pub mod flux_events;
 pub mod hub;
 pub mod kube_helpers;
 pub mod service_account;
+pub mod shard;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
@@ -14,3 +15,4 @@ pub use controller::{controller, http_get};
 pub use flux_events::event_receiver;
 pub use hub::TestHub;
 pub use kube_helpers::*;
+pub use shard::{SHARD_KEY, Shard};
