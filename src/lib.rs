@@ -13,6 +13,8 @@ pub mod cli;
 pub mod confighub;
 pub mod connection;
 pub mod drift;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod notification;

@@ -5,6 +5,7 @@
 mod support;
 
 mod chart;
+mod crash;
 mod credentials;
 mod disk_full;
 mod drift;

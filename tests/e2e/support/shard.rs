@@ -16,6 +16,10 @@ pub struct Shard {
     pub http: String,
     pub storage_addr: String,
     pub storage_path: PathBuf,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+    wrapper: Vec<String>,
+    selector: String,
     child: Mutex<Child>,
 }
 
@@ -49,8 +53,39 @@ impl Shard {
             http,
             storage_addr,
             storage_path,
+            kubeconfig,
+            log,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            selector,
             child: Mutex::new(child),
         }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the shard with SIGKILL (no shutdown of any kind) and waits until it is gone.
+    pub fn kill9(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the shard again on the same storage and ports, and waits until it is ready.
+    pub fn start_again(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
+        *child = spawn_with(
+            &wrapper,
+            &self.kubeconfig,
+            &self.storage_path,
+            &self.storage_addr,
+            &self.http,
+            &self.log,
+            &[self.selector.as_str()],
+        );
+        wait_ready(&self.http, &self.log);
     }
 
     pub fn pid(&self) -> u32 {
