@@ -4,6 +4,7 @@ pub mod artifact_server;
 pub mod cluster;
 pub mod controller;
 pub mod flux_events;
+pub mod go_tool;
 pub mod hub;
 pub mod kube_helpers;
 pub mod service_account;
