@@ -40,6 +40,16 @@ pub enum Error {
         operation: &'static str,
         message: String,
     },
+    /// The TLS handshake with ConfigHub (or the proxy) failed: with `certificate`, the server's
+    /// certificate was not trusted (an unknown CA, a wrong name, expired); retrying cannot help until
+    /// the CA (`certSecretRef`) or the server's certificate changes.
+    #[error("{operation}: TLS {} failed for {url}: {message}", if *certificate { "certificate verification" } else { "handshake" })]
+    Tls {
+        operation: &'static str,
+        url: String,
+        certificate: bool,
+        message: String,
+    },
     /// The response arrived but its body was not what the API documents.
     #[error("{operation}: undecodable response (HTTP {status}, request id {}): {message}", request_id.as_deref().unwrap_or("none"))]
     Decode {
@@ -75,6 +85,7 @@ impl Error {
             Error::Api { operation, .. }
             | Error::Timeout { operation, .. }
             | Error::Transport { operation, .. }
+            | Error::Tls { operation, .. }
             | Error::Decode { operation, .. }
             | Error::TooLarge { operation, .. }
             | Error::NotFound { operation, .. } => Some(operation),
@@ -133,6 +144,14 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// A failed TLS handshake; `Some(true)` when the server's certificate was refused.
+    pub fn tls_certificate_refused(&self) -> Option<bool> {
+        match self {
+            Error::Tls { certificate, .. } => Some(*certificate),
+            _ => None,
+        }
+    }
+
     /// Whether trying again later could help (the client already retried within its budget).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -157,6 +176,7 @@ impl Error {
             Error::CredentialsRejected { .. } => "unauthorized",
             Error::Timeout { .. } => "timeout",
             Error::Transport { .. } => "transport",
+            Error::Tls { .. } => "tls",
             Error::Decode { .. } => "decode",
             Error::TooLarge { .. } => "too_large",
             Error::NotFound { .. } => "not_found",
