@@ -23,3 +23,7 @@ mod paging;
 mod retry;
 #[path = "confighub/shapes.rs"]
 mod shapes;
+#[path = "confighub/tls.rs"]
+mod tls;
+#[path = "e2e/support/tls.rs"]
+mod tls_support;

@@ -146,24 +146,34 @@ impl fmt::Debug for ProxySettings {
 /// Whether a reqwest error is a failed TLS handshake, and if so, whether the server's certificate
 /// was refused (untrusted issuer, wrong name, expired…) rather than the handshake otherwise failing.
 pub(crate) fn tls_failure(e: &reqwest::Error) -> Option<bool> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        // io::Error's own `source` skips the error it wraps, so look inside it by hand.
-        let inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|e| e as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(matches!(
-                    tls,
-                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-                ));
-            }
-        }
-        source = err.source();
+    find_rustls(e, 0).map(|tls| {
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    })
+}
+
+/// The rustls error somewhere in `err`'s chain, looking inside `io::Error`s too (their own `source`
+/// skips the error they wrap).
+fn find_rustls<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+    depth: usize,
+) -> Option<&'a rustls::Error> {
+    if depth > 16 {
+        return None;
     }
-    None
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(tls) = find_rustls(inner, depth + 1)
+    {
+        return Some(tls);
+    }
+    err.source().and_then(|s| find_rustls(s, depth + 1))
 }
 
 #[cfg(test)]
@@ -185,8 +195,14 @@ mod tests {
         let mut t = proxied();
         t.tls.client_identity = Some((b"CERT".to_vec(), Token::new("PRIVATE-KEY-BYTES")));
         let text = format!("{t:?}");
-        assert!(text.contains("proxy.internal:3128") && text.contains("alice"), "{text}");
-        assert!(!text.contains("pr0xy-pass") && !text.contains("PRIVATE-KEY"), "{text}");
+        assert!(
+            text.contains("proxy.internal:3128") && text.contains("alice"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("pr0xy-pass") && !text.contains("PRIVATE-KEY"),
+            "{text}"
+        );
         assert_eq!(
             redact_userinfo("http://bob:hunter2@proxy:8080"),
             "http://***@proxy:8080"

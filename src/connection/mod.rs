@@ -241,7 +241,8 @@ impl Connections {
             transport: transport.clone(),
             ..ClientOptions::default()
         };
-        let mut client = confighub::Client::with_credentials(origin, credentials.cloned(), options)?;
+        let mut client =
+            confighub::Client::with_credentials(origin, credentials.cloned(), options)?;
         if let Some(observer) = &self.observer {
             client = client.observed(Arc::clone(observer));
         }
@@ -286,7 +287,11 @@ impl Connections {
         .await?;
         let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
         let client = self
-            .client(origin, credentials.as_ref().map(|c| &c.credentials), &transport)
+            .client(
+                origin,
+                credentials.as_ref().map(|c| &c.credentials),
+                &transport,
+            )
             .map_err(|e| ConnectError {
                 reason: "InvalidURL",
                 message: e.to_string(),
@@ -446,8 +451,10 @@ mod tests {
             .unwrap();
         let clients = connections.clients.lock().unwrap();
         assert_eq!(clients.len(), 5);
-        assert!(clients.keys().all(|(_, k)| !k.contains("one")
-            && !k.contains("two")
-            && !k.contains("pw-")));
+        assert!(
+            clients
+                .keys()
+                .all(|(_, k)| !k.contains("one") && !k.contains("two") && !k.contains("pw-"))
+        );
     }
 }

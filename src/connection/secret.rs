@@ -43,7 +43,11 @@ pub fn secret_value(
 ) -> Option<Vec<u8>> {
     data.and_then(|d| d.get(key))
         .map(|b| b.0.clone())
-        .or_else(|| string_data.and_then(|d| d.get(key)).map(|s| s.as_bytes().to_vec()))
+        .or_else(|| {
+            string_data
+                .and_then(|d| d.get(key))
+                .map(|s| s.as_bytes().to_vec())
+        })
         .filter(|v| !v.iter().all(u8::is_ascii_whitespace))
 }
 

@@ -155,11 +155,8 @@ pub async fn read_transport(
     let mut transport = Transport::default();
     if let Some(r) = cert_ref {
         let secret = get_secret(kube, namespace, &r.name).await?;
-        transport.tls = tls_from_secret(
-            &r.name,
-            secret.data.as_ref(),
-            secret.string_data.as_ref(),
-        )?;
+        transport.tls =
+            tls_from_secret(&r.name, secret.data.as_ref(), secret.string_data.as_ref())?;
     }
     if let Some(r) = proxy_ref {
         let secret = get_secret(kube, namespace, &r.name).await?;
@@ -203,7 +200,11 @@ mod tests {
             empty.message
         );
         let half = tls_from_secret("certs", Some(&data(&[(TLS_CERT_KEY, &ca)])), None).unwrap_err();
-        assert!(half.message.contains("no non-empty key 'tls.key'"), "{}", half.message);
+        assert!(
+            half.message.contains("no non-empty key 'tls.key'"),
+            "{}",
+            half.message
+        );
         let garbage =
             tls_from_secret("certs", Some(&data(&[(CA_KEY, "not pem")])), None).unwrap_err();
         assert!(
@@ -232,7 +233,11 @@ mod tests {
             proxy_from_secret("proxy", Some(&data(&[(PROXY_USERNAME_KEY, "a")])), None)
                 .unwrap_err();
         assert_eq!(no_address.reason, INVALID_PROXY_SECRET);
-        assert!(no_address.message.contains("'address'"), "{}", no_address.message);
+        assert!(
+            no_address.message.contains("'address'"),
+            "{}",
+            no_address.message
+        );
         let no_password = proxy_from_secret(
             "proxy",
             Some(&data(&[
@@ -242,7 +247,11 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(no_password.message.contains("'password'"), "{}", no_password.message);
+        assert!(
+            no_password.message.contains("'password'"),
+            "{}",
+            no_password.message
+        );
         let bad = proxy_from_secret(
             "proxy",
             Some(&data(&[(PROXY_ADDRESS_KEY, "http://bob:hunter2@/x")])),

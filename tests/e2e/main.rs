@@ -13,4 +13,5 @@ mod drift_paths;
 mod smoke;
 mod source;
 mod status_owners;
+mod tls;
 mod trace;
