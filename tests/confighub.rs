@@ -21,6 +21,8 @@ mod import;
 mod paging;
 #[path = "confighub/retry.rs"]
 mod retry;
+#[path = "confighub/schema.rs"]
+mod schema;
 #[path = "confighub/shapes.rs"]
 mod shapes;
 #[path = "confighub/tls.rs"]
