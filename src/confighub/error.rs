@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+/// hyper-util's message for a `407 Proxy Authentication Required` answer to `CONNECT`.
+const PROXY_AUTH_REQUIRED: &str = "proxy authorization required";
+
 /// Everything a ConfigHub call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -150,6 +153,12 @@ impl Error {
             Error::Tls { certificate, .. } => Some(*certificate),
             _ => None,
         }
+    }
+
+    /// The proxy answered 407 to `CONNECT`: it refused the proxy credentials (or got none). The
+    /// tunnel error type is private to hyper-util, so its message is what identifies it.
+    pub fn is_proxy_auth_refused(&self) -> bool {
+        matches!(self, Error::Transport { message, .. } if message.contains(PROXY_AUTH_REQUIRED))
     }
 
     /// Whether trying again later could help (the client already retried within its budget).

@@ -24,8 +24,8 @@ pub use secret::CredentialsError;
 use secret::{get_secret, secret_text};
 pub use transport::{
     CA_KEY, CERT_VERIFICATION_FAILED, INVALID_CERT_SECRET, INVALID_PROXY_SECRET, PROXY_ADDRESS_KEY,
-    PROXY_PASSWORD_KEY, PROXY_USERNAME_KEY, TLS_CERT_KEY, TLS_HANDSHAKE_FAILED, TLS_KEY_KEY,
-    proxy_from_secret, read_transport, tls_from_secret,
+    PROXY_AUTHENTICATION_FAILED, PROXY_PASSWORD_KEY, PROXY_USERNAME_KEY, TLS_CERT_KEY,
+    TLS_HANDSHAKE_FAILED, TLS_KEY_KEY, proxy_from_secret, read_transport, tls_from_secret,
 };
 
 /// Secret key of a static bearer token.
@@ -104,6 +104,8 @@ pub fn classify(err: &confighub::Error) -> (&'static str, bool) {
             TLS_HANDSHAKE_FAILED
         };
         (reason, false)
+    } else if err.is_proxy_auth_refused() {
+        (PROXY_AUTHENTICATION_FAILED, false)
     } else if err.is_unauthorized() {
         (AUTHENTICATION_FAILED, false)
     } else if err.is_forbidden() {
@@ -310,6 +312,12 @@ impl Connections {
             }
             if reason == CERT_VERIFICATION_FAILED {
                 message.push_str(&untrusted_hint(chr));
+            }
+            if let (PROXY_AUTHENTICATION_FAILED, Some(r)) = (reason, &chr.spec.proxy_secret_ref) {
+                message.push_str(&format!(
+                    " (the proxy refused the keys '{PROXY_USERNAME_KEY}' and '{PROXY_PASSWORD_KEY}' of Secret '{}', spec.proxySecretRef)",
+                    r.name
+                ));
             }
             ConnectError {
                 reason,

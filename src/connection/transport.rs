@@ -25,6 +25,8 @@ pub const INVALID_CERT_SECRET: &str = "InvalidCertSecret";
 pub const INVALID_PROXY_SECRET: &str = "InvalidProxySecret";
 /// Condition reason: ConfigHub's certificate was not trusted (unknown CA, wrong name, expired).
 pub const CERT_VERIFICATION_FAILED: &str = "CertificateVerificationFailed";
+/// Condition reason: the proxy answered 407 (wrong or missing `username`/`password`).
+pub const PROXY_AUTHENTICATION_FAILED: &str = "ProxyAuthenticationFailed";
 /// Condition reason: the TLS handshake failed for another reason (protocol, client certificate).
 pub const TLS_HANDSHAKE_FAILED: &str = "TLSHandshakeFailed";
 

@@ -172,15 +172,11 @@ fn violations(doc: &Doc, schema: &Value, value: &Value, path: &str, out: &mut Ve
             }
             None => out.push(format!("{path}: expected string, got {value}")),
         },
-        Some("integer") => {
-            if !value.is_i64() && !value.is_u64() {
-                out.push(format!("{path}: expected integer, got {value}"));
-            }
+        Some("integer") if !value.is_i64() && !value.is_u64() => {
+            out.push(format!("{path}: expected integer, got {value}"));
         }
-        Some("boolean") => {
-            if !value.is_boolean() {
-                out.push(format!("{path}: expected boolean, got {value}"));
-            }
+        Some("boolean") if !value.is_boolean() => {
+            out.push(format!("{path}: expected boolean, got {value}"));
         }
         _ => {}
     }

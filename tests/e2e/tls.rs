@@ -84,11 +84,22 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
                "proxySecretRef": {"name": "proxy"}}),
     )
     .await;
-    let refused = wait_repository(&client, &ns, "secure", "False", None, READY_TIMEOUT).await;
+    let refused = wait_repository(
+        &client,
+        &ns,
+        "secure",
+        "False",
+        Some("ProxyAuthenticationFailed"),
+        READY_TIMEOUT,
+    )
+    .await;
     assert!(proxy.refused() > 0, "the proxy saw no request");
     assert_eq!(proxy.tunnels(), 0);
     let message = ready_message(&refused);
-    assert!(!message.contains("wrong-password"), "{message}");
+    assert!(
+        message.contains("Secret 'proxy'") && !message.contains("wrong-password"),
+        "{message}"
+    );
 
     // The password fixed in place: the next reconcile builds a new client and gets through.
     secret(
