@@ -217,6 +217,30 @@ mod tests {
     }
 
     #[test]
+    fn a_client_certificate_pair_is_read_and_a_bad_key_named() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let pair = data(&[(TLS_CERT_KEY, &cert), (TLS_KEY_KEY, &key.serialize_pem())]);
+        let tls = tls_from_secret("client", Some(&pair), None).unwrap();
+        assert!(tls.ca_pem.is_none());
+        let (read_cert, _) = tls.client_identity.unwrap();
+        assert_eq!(read_cert, cert.as_bytes());
+        let bad = data(&[(TLS_CERT_KEY, &cert), (TLS_KEY_KEY, "not a key")]);
+        let err = tls_from_secret("client", Some(&bad), None).unwrap_err();
+        assert_eq!(err.reason, INVALID_CERT_SECRET);
+        assert!(
+            err.message.contains("'client'") && err.message.contains("client certificate"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("not a key"), "{}", err.message);
+    }
+
+    #[test]
     fn a_proxy_secret_needs_an_address_and_both_halves_of_basic_auth() {
         let ok = proxy_from_secret(
             "proxy",

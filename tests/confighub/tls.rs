@@ -1,6 +1,7 @@
 //! `hub --tls-cert/--tls-key` as a process, and the client's TLS settings against it: a client
 //! trusting the hub's private CA gets through; one trusting another CA, or only the system roots, is
-//! refused as a certificate verification failure at once (no retries: it cannot get better).
+//! refused as a certificate verification failure at once (no retries: it cannot get better). And a
+//! client certificate (`tls.crt` + `tls.key`) is presented to a server that requires one.
 
 use confighub_source_controller::confighub::{Client, ClientOptions, Error};
 
@@ -105,4 +106,59 @@ async fn an_unreadable_certificate_file_is_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--tls-cert /nonexistent.crt"), "{stderr}");
+}
+
+/// A server that requires a client certificate signed by `ca` answers `{}` to everything.
+async fn mutual_tls_server(ca: &TestCa) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let server = ca.server_cert(&["127.0.0.1"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+        .build()
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(&server.cert_pem).unwrap()],
+            PrivateKeyDer::from_pem_slice(&server.key_pem).unwrap(),
+        )
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let origin = format!("https://{}", listener.local_addr().unwrap());
+    let app =
+        axum::Router::new().fallback(|| async { ([("content-type", "application/json")], "{}") });
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config));
+    let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    origin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_from_tls_crt_and_tls_key_is_presented() {
+    let ca = TestCa::new("mutual TLS CA");
+    let origin = mutual_tls_server(&ca).await;
+    let client_cert = ca.server_cert(&["controller"]);
+
+    let mut options = trusting(Some(ca.cert_pem()));
+    options.transport.tls.client_identity = Some((
+        client_cert.cert_pem.clone(),
+        confighub_source_controller::confighub::Token::new(
+            String::from_utf8(client_cert.key_pem.clone()).unwrap(),
+        ),
+    ));
+    let with_cert = Client::new(&origin, Some("t".into()), options).unwrap();
+    with_cert.me().await.unwrap();
+
+    let without = Client::new(&origin, Some("t".into()), trusting(Some(ca.cert_pem()))).unwrap();
+    let err = without.me().await.unwrap_err();
+    assert!(
+        err.tls_certificate_refused().is_some(),
+        "a missing client certificate is a TLS failure: {err:?}"
+    );
 }
