@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use confighub_source_controller::api::ConfigHubRepository;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -34,6 +35,14 @@ async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::V
         .expect("applying the Secret");
 }
 
+async fn delete_repository(client: &kube::Client, ns: &str, name: &str) {
+    let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), ns);
+    api.delete(name, &Default::default())
+        .await
+        .expect("deleting the repository");
+    wait_gone("the repository to be cleaned up", &api, name, READY_TIMEOUT).await;
+}
+
 fn config_map(name: &str, color: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
 }
@@ -47,7 +56,7 @@ fn metric(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn ready_message(chr: &confighub_source_controller::api::ConfigHubRepository) -> String {
+fn ready_message(chr: &ConfigHubRepository) -> String {
     condition(chr, "Ready").unwrap().message
 }
 
@@ -138,6 +147,9 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
         !log.contains(&proxy_password) && !log.contains("wrong-password"),
         "the controller logged a proxy password"
     );
+    // Once the hub and proxy are gone, a left-over repository would only keep the shared controller
+    // retrying every second.
+    delete_repository(&client, &ns, "secure").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,4 +220,5 @@ async fn a_wrong_ca_is_refused_with_a_clear_condition_until_the_secret_is_fixed(
     secret(&client, &ns, "ca", json!({"ca.crt": ca.cert_pem()})).await;
     let chr = wait_repository(&client, &ns, "pinned", "True", None, READY_TIMEOUT).await;
     assert!(chr.status.unwrap().artifact.is_some());
+    delete_repository(&client, &ns, "pinned").await;
 }
