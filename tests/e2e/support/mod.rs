@@ -7,8 +7,10 @@ pub mod flux_events;
 pub mod go_tool;
 pub mod hub;
 pub mod kube_helpers;
+pub mod proxy;
 pub mod service_account;
 pub mod shard;
+pub mod tls;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
