@@ -12,6 +12,13 @@ pub enum BuildError {
         size: usize,
         limit: usize,
     },
+    /// A line starts with `---` but is not a document marker (`---` must be followed by a space or
+    /// the end of the line). YAML would read it as text; kustomize-controller refuses the file
+    /// (`---name: x`) or splits documents there (`---#`): either way the objects differ.
+    #[error(
+        "unit {unit:?}: line {line} starts with `---` but is not a document marker; put a space after `---` or indent the line"
+    )]
+    NotADocumentMarker { unit: String, line: usize },
     /// The YAML stream could not be parsed (syntax, duplicate keys, nesting too deep, ...).
     #[error("unit {unit:?}: document {document}: invalid YAML: {message}")]
     InvalidYaml {

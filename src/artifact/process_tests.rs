@@ -289,3 +289,28 @@ spec:
         assert_eq!(doc, &want);
     }
 }
+
+#[test]
+fn lines_that_look_like_document_markers_are_refused_naming_the_line() {
+    for (src, line) in [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---name: x\n",
+            5,
+        ),
+        (
+            "---#\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+            1,
+        ),
+        ("a: 1\n---\n---labels:\n", 3),
+    ] {
+        let err = process_unit(src.as_bytes(), &stamp()).unwrap_err();
+        assert!(
+            matches!(err, BuildError::NotADocumentMarker { line: l, .. } if l == line),
+            "{src}: {err}"
+        );
+        assert!(err.to_string().contains(&format!("line {line}")), "{err}");
+    }
+    // Real markers, with or without a comment after a space, and `---` inside values are fine.
+    let ok = "--- # first\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: \"---y\"\n  s: |\n    ---z\n---\t\n";
+    assert!(process_unit(ok.as_bytes(), &stamp()).is_ok());
+}

@@ -80,7 +80,7 @@ async fn scaling_by_another_manager_is_detected_recorded_and_resolved_by_a_rever
                                                         "resources": {"requests": {"cpu": "0.5"}}}]}}}
     });
     apply_as_flux(&deployments, "web", &desired).await;
-    let key = ObjectKey::new("Deployment", &ns, "web");
+    let key = ObjectKey::new("Deployment", ns.as_str(), "web");
     let dry = dry_run(&deployments, "web", &desired).await;
     assert_eq!(
         detect(&key, &dry, live(&deployments, "web").await.as_ref(), &ctx()),
@@ -191,7 +191,7 @@ async fn secret_edits_are_detected_without_the_values() {
         )
         .await
         .unwrap();
-    let key = ObjectKey::new("Secret", &ns, "db");
+    let key = ObjectKey::new("Secret", ns.as_str(), "db");
     let dry = dry_run(&secrets, "db", &desired).await;
     let det = detect(&key, &dry, live(&secrets, "db").await.as_ref(), &ctx()).expect("drift");
     assert_eq!(det.items.len(), 1, "{:?}", det.items);

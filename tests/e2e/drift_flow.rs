@@ -32,7 +32,7 @@ async fn managed_app(
     client: &kube::Client,
     prefix: &str,
     drift: Value,
-) -> (String, TestHub, String) {
+) -> (TestNamespace, TestHub, String) {
     managed_app_every(client, prefix, drift, "5s").await
 }
 
@@ -42,7 +42,7 @@ async fn managed_app_every(
     prefix: &str,
     drift: Value,
     interval: &str,
-) -> (String, TestHub, String) {
+) -> (TestNamespace, TestHub, String) {
     managed_units(
         client,
         prefix,
@@ -61,7 +61,7 @@ pub(crate) async fn managed_units(
     units: &[(&str, String)],
     drift: Value,
     interval: &str,
-) -> (String, TestHub, String) {
+) -> (TestNamespace, TestHub, String) {
     controller();
     let ns = namespace(client, prefix).await;
     let hub = TestHub::start().await;

@@ -29,7 +29,7 @@ fn settings() -> String {
 async fn watched_app(
     client: &kube::Client,
     prefix: &str,
-) -> (String, TestHub, tokio::sync::MutexGuard<'static, ()>) {
+) -> (TestNamespace, TestHub, tokio::sync::MutexGuard<'static, ()>) {
     let units = [("web", web()), ("settings", settings())];
     let (ns, hub, _) =
         managed_units(client, prefix, &units, json!({"mode": "Report"}), "10m").await;

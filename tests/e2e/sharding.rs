@@ -68,7 +68,7 @@ async fn two_shards_each_reconcile_and_serve_only_their_own_repositories() {
     assert_eq!(served.status(), 200);
     let stored = |root: &std::path::Path, name: &str| {
         root.join("artifacts/confighubrepository")
-            .join(&ns)
+            .join(ns.as_str())
             .join(name)
             .exists()
     };

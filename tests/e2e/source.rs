@@ -37,7 +37,7 @@ async fn ready_settings_repository(
     client: &kube::Client,
     prefix: &str,
     name: &str,
-) -> (String, TestHub, String, ConfigHubRepository) {
+) -> (TestNamespace, TestHub, String, ConfigHubRepository) {
     let ns = namespace(client, prefix).await;
     let hub = TestHub::start().await;
     let space_id = hub.space(name).await;

@@ -134,7 +134,11 @@ async fn deployment_ready(client: &kube::Client, ns: &str, name: &str, ready: i6
 
 /// A hub space with a ConfigMap and a Deployment unit, a Ready repository and a Kustomization that applied
 /// both, in a fresh namespace. Returns (namespace, hub, space id).
-async fn delivered(client: &kube::Client, prefix: &str, space: &str) -> (String, TestHub, String) {
+async fn delivered(
+    client: &kube::Client,
+    prefix: &str,
+    space: &str,
+) -> (TestNamespace, TestHub, String) {
     delivered_by(client, prefix, space, None).await
 }
 
@@ -145,7 +149,7 @@ async fn delivered_by(
     prefix: &str,
     space: &str,
     worker: Option<(&str, &str)>,
-) -> (String, TestHub, String) {
+) -> (TestNamespace, TestHub, String) {
     controller();
     let ns = namespace(client, prefix).await;
     let hub = match worker {

@@ -20,8 +20,53 @@ pub async fn client() -> Client {
     Client::try_from(config).expect("building a kube client")
 }
 
+/// A test's own namespace, deleted with everything in it when the test ends (passed or failed), so
+/// later tests do not share the controller with the repositories of finished ones. Derefs to its name.
+pub struct TestNamespace(String);
+
+impl std::ops::Deref for TestNamespace {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TestNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for TestNamespace {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl PartialEq<TestNamespace> for serde_json::Value {
+    fn eq(&self, other: &TestNamespace) -> bool {
+        self.as_str() == Some(other.0.as_str())
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Not waited for: the namespace controller and the finalizers finish it in the background.
+        let _ = control_plane().run_tool(
+            "kubectl",
+            &[
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
+        );
+    }
+}
+
 /// Creates a fresh namespace `<prefix>-<random>` so tests never see each other's objects.
-pub async fn namespace(client: &Client, prefix: &str) -> String {
+pub async fn namespace(client: &Client, prefix: &str) -> TestNamespace {
     let name = format!(
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -34,7 +79,7 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
         .create(&PostParams::default(), &ns)
         .await
         .expect("creating the test namespace");
-    name
+    TestNamespace(name)
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
