@@ -15,6 +15,7 @@ pub mod connection;
 pub mod drift;
 pub mod http;
 pub mod hub;
+pub mod leader;
 pub mod process;
 pub mod run;
 pub mod source;
