@@ -73,10 +73,7 @@ pub fn advertised_addr(storage_addr: &str, adv_addr: &str) -> String {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let election = args
-        .leader_election
-        .config()
-        .map_err(anyhow::Error::msg)?;
+    let election = args.leader_election.config().map_err(anyhow::Error::msg)?;
     let http_addr = parse_listen_addr(&args.http_addr).map_err(anyhow::Error::msg)?;
     let storage_addr = parse_listen_addr(&args.storage_addr).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.storage_path)

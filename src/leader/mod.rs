@@ -195,10 +195,7 @@ impl LeaderElector {
         loop {
             tokio::time::sleep(self.config.retry_period).await;
             // A renewal that hangs must not outlive the deadline.
-            let left = self
-                .config
-                .renew_deadline
-                .saturating_sub(renewed.elapsed());
+            let left = self.config.renew_deadline.saturating_sub(renewed.elapsed());
             let result = tokio::time::timeout(left, self.try_acquire_or_renew()).await;
             let error = match result {
                 Ok(Ok(Ok(()))) => {

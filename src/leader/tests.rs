@@ -125,8 +125,12 @@ fn flags_parse_with_flux_names_and_defaults() {
     assert_eq!(config.lease_duration, Duration::from_secs(6));
     assert!(config.identity.contains('_'));
     assert!(Cli::try_parse_from(["x", "--enable-leader-election"]).is_ok());
-    let bad = Cli::parse_from(["x", "--leader-elect", "--leader-election-namespace=ns",
-                               "--leader-election-renew-deadline=40s"]);
+    let bad = Cli::parse_from([
+        "x",
+        "--leader-elect",
+        "--leader-election-namespace=ns",
+        "--leader-election-renew-deadline=40s",
+    ]);
     assert!(bad.le.config().unwrap_err().contains("renew-deadline"));
 }
 

@@ -25,7 +25,7 @@ static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 /// test that needs no full check to happen while it works.
 pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -45,7 +45,7 @@ pub fn controller() -> &'static ControllerProcess {
         let log = dir.join("controller.log");
         let http = format!("127.0.0.1:{}", free_port());
         let storage_addr = format!("127.0.0.1:{}", free_port());
-        let child = spawn(&kubeconfig, &storage_path, &storage_addr, &http, &log);
+        let child = spawn(&kubeconfig, &storage_path, &storage_addr, &http, &log, &[]);
         wait_ready(&http, &log);
         ControllerProcess {
             storage_path,
@@ -58,12 +58,15 @@ pub fn controller() -> &'static ControllerProcess {
     })
 }
 
-fn spawn(
+/// Starts `confighub-source-controller run` on its own storage and loopback ports, authenticating with
+/// `kubeconfig`, logging to `log`, with `extra` flags after the common ones (e.g. `--leader-elect`).
+pub fn spawn(
     kubeconfig: &Path,
     storage_path: &Path,
     storage_addr: &str,
     http: &str,
     log: &Path,
+    extra: &[String],
 ) -> Child {
     let out = std::fs::File::options()
         .create(true)
@@ -75,6 +78,7 @@ fn spawn(
         .arg("--storage-path")
         .arg(storage_path)
         .args(["--storage-addr", storage_addr, "--http-addr", http])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,confighub_source_controller=debug")
         .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -82,7 +86,8 @@ fn spawn(
     spawn_tied(cmd).expect("starting the controller")
 }
 
-fn wait_ready(http: &str, log: &Path) {
+/// Waits until `/readyz` on `http` answers 200, or panics with the log.
+pub fn wait_ready(http: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = std::net::TcpStream::connect(http).ok().and_then(|mut s| {
@@ -133,6 +138,7 @@ impl ControllerProcess {
             &self.storage_addr,
             &self.http,
             &self.log,
+            &[],
         );
         wait_ready(&self.http, &self.log);
     }
