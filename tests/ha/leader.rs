@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::instances::Instance;
-use crate::support::service_account::NAMESPACE;
+use crate::support::service_account::{NAMESPACE, helm_template};
 use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,24 +31,55 @@ pub async fn config_map_color(cms: &Api<ConfigMap>, name: &str) -> Option<String
         .cloned()
 }
 
-/// `--leader-elect` on Lease `lease` in the chart's namespace, timed so a takeover fits the bound:
-/// a candidate takes over 5 s after it last saw the Lease renewed, trying every 1-2.2 s.
+/// The leader election flags of the chart's Deployment (so the test proves the binary takes them),
+/// timed so a takeover fits the bound (a candidate takes over 5 s after it last saw the Lease renewed,
+/// trying every 1-2.2 s), plus what only an out-of-cluster process needs: the Lease's namespace (a pod
+/// uses its own), and a Lease name of this test's.
 fn election_flags(lease: &str, ns: &str) -> Vec<String> {
-    [
-        "--leader-elect",
-        "--leader-election-namespace",
+    let rendered = helm_template(
+        control_plane(),
         NAMESPACE,
-        "--leader-election-id",
-        lease,
-        "--leader-election-lease-duration=5s",
-        "--leader-election-renew-deadline=3s",
-        "--leader-election-retry-period=1s",
-        "--watch-namespace",
-        ns,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+        &[
+            "--set",
+            "leaderElection.leaseDuration=5s",
+            "--set",
+            "leaderElection.renewDeadline=3s",
+            "--set",
+            "leaderElection.retryPeriod=1s",
+        ],
+    );
+    let deployment = rendered
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("the chart's Deployment");
+    let mut flags: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .filter(|a| {
+            a.starts_with("--enable-leader-election") || a.starts_with("--leader-election-")
+        })
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        flags.len(),
+        5,
+        "the chart passes the election flags: {flags:?}"
+    );
+    flags.extend(
+        [
+            "--leader-election-namespace",
+            NAMESPACE,
+            "--leader-election-id",
+            lease,
+            "--watch-namespace",
+            ns,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    flags
 }
 
 /// Waits until exactly one of `instances` reports itself leader (and every other one follower); returns
