@@ -70,6 +70,15 @@ impl Instance {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, as Kubernetes stops a pod, and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signals our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().expect("waiting for the controller")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -109,7 +109,7 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         .await;
     token_secret(&client, &ns, "confighub", &hub.token).await;
 
-    let mut instances = vec![
+    let mut instances = [
         Instance::start("a", &election_flags(&lease, &ns)),
         Instance::start("b", &election_flags(&lease, &ns)),
     ];
@@ -183,5 +183,35 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         url.contains(&instances[follower].storage_addr),
         "the new leader serves the artifact: {url}"
     );
-    drop(instances.remove(0));
+
+    // SIGTERM the leader: it steps down (--leader-election-release-on-cancel, on in the chart), so the
+    // Lease no longer names it once it has exited, and a third instance takes over without waiting out
+    // the lease.
+    let third = Instance::start("c", &election_flags(&lease, &ns));
+    wait_for("the third instance to follow", TIMEOUT, || async {
+        (third.leader_status(&lease).await == Some(0)).then_some(())
+    })
+    .await;
+    let holder = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert!(holder.is_some(), "the leader holds the Lease");
+    let status = instances[follower].terminate();
+    assert!(status.success(), "a clean shutdown: {status:?}");
+    let after = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_ne!(after, holder, "the leader released the Lease on SIGTERM");
+    wait_for("the third instance to lead", TIMEOUT, || async {
+        (third.leader_status(&lease).await == Some(1)).then_some(())
+    })
+    .await;
 }
