@@ -214,8 +214,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     state.set_ready(false);
     leading.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(());
-    let _ = controller.await;
-    let _ = drift_engine.await;
+    // Reconciles in flight may finish; what is still running after the bound is aborted, so the
+    // process ends (and releases the Lease) within the pod's grace period, as controller-runtime's
+    // GracefulShutdownTimeout does.
+    stop_within(controller, "the source reconciler").await;
+    stop_within(drift_engine, "the drift engine").await;
     if let Some(elector) = elector.as_mut()
         && elector.config().release_on_cancel
     {
@@ -224,6 +227,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = artifact_server.await;
     let _ = http_server.await;
     Ok(())
+}
+
+/// How long a graceful shutdown waits for the reconcilers (the chart's grace period is 30 s).
+const GRACEFUL_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits for `task` to finish after the stop signal, aborting it after [`GRACEFUL_SHUTDOWN`].
+async fn stop_within(mut task: tokio::task::JoinHandle<()>, what: &str) {
+    if tokio::time::timeout(GRACEFUL_SHUTDOWN, &mut task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("{what} did not stop within {GRACEFUL_SHUTDOWN:?}; aborting it");
+        task.abort();
+        let _ = task.await;
+    }
 }
 
 #[cfg(test)]

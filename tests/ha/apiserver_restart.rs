@@ -48,17 +48,14 @@ async fn api_server(signal: libc::c_int, state: &str) {
     .await;
 }
 
-/// Failed reconciles of repository `name` in `ns`, from the controller's /metrics.
-async fn reconcile_failures(controller: &Instance, ns: &str, name: &str) -> u64 {
+/// The sum of the controller's series that start with `prefix`.
+async fn counter(controller: &Instance, prefix: &str) -> u64 {
     let (_, text) = controller
         .get("/metrics")
         .await
         .expect("the controller answers");
-    let prefix = format!(
-        "confighub_source_reconcile_failures_total{{kind=\"ConfigHubRepository\",name=\"{name}\",namespace=\"{ns}\","
-    );
     text.lines()
-        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -102,13 +99,25 @@ async fn the_controller_rides_out_a_kube_apiserver_restart() {
         .await
         .expect("the ExternalArtifact has a revision");
 
-    // Stop the API server until the controller has proof of it: a reconcile that failed.
-    let failed = reconcile_failures(&controller, &ns, "restart").await;
+    // Stop the API server until the controller has proof of it: a reconcile that failed, and its
+    // watch of repositories broken.
+    let failures = format!(
+        "confighub_source_reconcile_failures_total{{kind=\"ConfigHubRepository\",name=\"restart\",namespace=\"{ns}\","
+    );
+    let watch_errors = "confighub_source_watch_errors_total ";
+    let failed = counter(&controller, &failures).await;
+    let broken = counter(&controller, watch_errors).await;
     api_server(libc::SIGUSR1, "stopped").await;
     wait_for(
         "a reconcile to fail while the API server is down",
         TIMEOUT,
-        || async { (reconcile_failures(&controller, &ns, "restart").await > failed).then_some(()) },
+        || async { (counter(&controller, &failures).await > failed).then_some(()) },
+    )
+    .await;
+    wait_for(
+        "the watch to fail while the API server is down",
+        TIMEOUT,
+        || async { (counter(&controller, watch_errors).await > broken).then_some(()) },
     )
     .await;
     api_server(libc::SIGUSR2, "running").await;

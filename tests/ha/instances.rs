@@ -70,13 +70,25 @@ impl Instance {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, as Kubernetes stops a pod, and waits for the process to exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    /// SIGTERM, as Kubernetes stops a pod, and waits for the process to exit within the chart's grace
+    /// period (30 s; Kubernetes would SIGKILL it then).
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: signals our own child process.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        self.child.wait().expect("waiting for the controller")
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the controller") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the controller did not stop within 30 s of SIGTERM; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub fn log_text(&self) -> String {

@@ -200,7 +200,7 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         .unwrap()
         .holder_identity;
     assert!(holder.is_some(), "the leader holds the Lease");
-    let status = instances[follower].terminate();
+    let status = instances[follower].terminate().await;
     assert!(status.success(), "a clean shutdown: {status:?}");
     let after = leases
         .get(&lease)
