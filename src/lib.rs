@@ -13,9 +13,12 @@ pub mod cli;
 pub mod confighub;
 pub mod connection;
 pub mod drift;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod leader;
+pub mod notification;
 pub mod process;
 pub mod run;
 pub mod source;

@@ -14,6 +14,16 @@ pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("invalid listen address {addr:?}: {e}"))
 }
 
+/// This host's name (the pod's name in a cluster): `$HOSTNAME`, else `/etc/hostname`, else `localhost`.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Resolves on SIGINT or SIGTERM so the servers drain cleanly.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

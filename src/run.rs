@@ -11,6 +11,7 @@ use crate::artifact::Storage;
 use crate::drift::{DriftHandles, api::drift_api_router};
 use crate::http;
 use crate::leader::{ElectionMetrics, LeaderElectionArgs, LeaderElector};
+use crate::notification::Notifier;
 use crate::process::{parse_listen_addr, shutdown_signal};
 use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
 use crate::telemetry::LogFormat;
@@ -38,12 +39,20 @@ pub struct RunArgs {
     /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
     #[arg(long, default_value = "")]
     pub watch_namespace: String,
+    /// Only watch ConfigHubRepositories with matching labels, e.g. `sharding.fluxcd.io/key=shard1` on a
+    /// shard and `!sharding.fluxcd.io/key` on the main instance (Flux's sharding); default: all.
+    #[arg(long, default_value = "")]
+    pub watch_label_selector: String,
     /// Refuse references to other namespaces (a ConfigHubRepository never makes any; accepted for Flux parity).
     #[arg(long)]
     pub no_cross_namespace_refs: bool,
     /// Older artifacts kept per repository besides the current one.
     #[arg(long, default_value_t = 2)]
     pub artifact_retention_records: usize,
+    /// The address of the events receiver: Flux's notification-controller, e.g.
+    /// `http://notification-controller.flux-system.svc.cluster.local./` (none when empty).
+    #[arg(long, default_value = "")]
+    pub events_addr: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -61,12 +70,7 @@ pub fn advertised_addr(storage_addr: &str, adv_addr: &str) -> String {
         .rsplit_once(':')
         .unwrap_or((storage_addr, "9090"));
     if host.is_empty() || host == "0.0.0.0" || host == "[::]" {
-        let name = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        format!("{name}:{port}")
+        format!("{}:{port}", crate::process::hostname())
     } else {
         storage_addr.to_string()
     }
@@ -101,7 +105,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = UnitDataCache::new(root.join("cache")).context("opening the unit data cache")?;
 
     let metrics = Metrics::default();
-    let (source_metrics, drift, election_metrics) = {
+    let (source_metrics, drift, election_metrics, notifier) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         let source_metrics = SourceMetrics::register(&mut registry);
         let drift =
@@ -109,7 +113,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let election_metrics = election
             .as_ref()
             .map(|c| ElectionMetrics::register(&mut registry, &c.name));
-        (source_metrics, drift, election_metrics)
+        let notifier = match args.events_addr.as_str() {
+            "" => None,
+            addr => {
+                let url = url::Url::parse(addr)
+                    .with_context(|| format!("--events-addr {addr:?} is not a URL"))?;
+                Some(Notifier::start(
+                    url,
+                    crate::process::hostname(),
+                    &mut registry,
+                )?)
+            }
+        };
+        (source_metrics, drift, election_metrics, notifier)
     };
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
@@ -125,6 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("connecting to Kubernetes")?;
     let options = ControllerOptions {
         watch_namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
+        label_selector: Some(args.watch_label_selector.clone()).filter(|s| !s.is_empty()),
         concurrent: args.concurrent.max(1),
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
@@ -132,7 +149,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut elector = election
         .zip(election_metrics)
         .map(|(config, metrics)| LeaderElector::new(client.clone(), config, metrics));
-    let ctx = source::Context::new(client.clone(), source_metrics, storage, cache, options);
+    if let Some(selector) = &options.label_selector {
+        check_label_selector(&client, options.watch_namespace.as_deref(), selector).await?;
+    }
+    let ctx = source::Context::new(
+        client.clone(),
+        source_metrics,
+        storage,
+        cache,
+        options,
+        notifier,
+    );
     // One watch of ConfigHubRepositories feeds both the source reconciler and the drift engine.
     let repositories = kube::runtime::reflector::store::Writer::default();
     let engine = crate::drift::engine::DriftEngine::new(
@@ -241,6 +268,31 @@ async fn stop_within(mut task: tokio::task::JoinHandle<()>, what: &str) {
         tracing::warn!("{what} did not stop within {GRACEFUL_SHUTDOWN:?}; aborting it");
         task.abort();
         let _ = task.await;
+    }
+}
+
+/// Fails fast on a selector the API server refuses (it would otherwise fail every watch in silence).
+async fn check_label_selector(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> anyhow::Result<()> {
+    use crate::api::ConfigHubRepository;
+    use kube::api::{Api, ListParams};
+    let api: Api<ConfigHubRepository> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 400 => Err(anyhow::anyhow!(
+            "--watch-label-selector {selector:?} is not a valid label selector: {}",
+            status.message
+        )),
+        // Anything else (the API server not up yet, a missing CRD) the watch reports and retries.
+        _ => Ok(()),
     }
 }
 

@@ -388,6 +388,7 @@ fn leader_election_is_on_with_flux_flags_and_recreates_pods() {
         "--leader-election-renew-deadline=30s",
         "--leader-election-retry-period=5s",
         "--leader-election-release-on-cancel=true",
+        "--leader-election-id=confighub-source-controller-leader-election",
     ] {
         assert!(
             args.contains(&flag.to_string()),

@@ -119,8 +119,7 @@ impl Spliced {
         })
     }
 
-    /// The whole text in one buffer.
-    #[cfg(test)]
+    /// The whole text in one buffer (tests and fuzz checks).
     pub fn to_vec(&self, input: &[u8]) -> Vec<u8> {
         self.slices(input).flatten().copied().collect()
     }
@@ -135,7 +134,7 @@ pub fn expansion_budget(unit_len: usize) -> u64 {
 
 /// The full path: every document parsed by libyaml into a tree, checked, stamped and written out again.
 /// Decides every unit the textual fast path leaves alone, with the errors users see.
-pub(super) fn parse_and_stamp(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, BuildError> {
+pub(crate) fn parse_and_stamp(data: &[u8], stamp: &Stamp<'_>) -> Result<ProcessedUnit, BuildError> {
     let unit = stamp.unit_slug;
     let limit = expansion_budget(data.len());
     // One budget for the whole unit, not per document: otherwise many small documents, each expanding
@@ -287,9 +286,8 @@ fn sub_mapping<'m>(
     }
 }
 
-/// Shared by the tests of the two stamping paths.
-#[cfg(test)]
-pub(super) mod test_support {
+/// Shared by the tests of the two stamping paths and the fuzz checks ([`crate::fuzzing`]).
+pub(crate) mod test_support {
     use serde_yaml_ng::Value;
 
     use super::Stamp;

@@ -7,13 +7,13 @@
 mod archive;
 mod build;
 mod error;
-mod manifest;
-mod names;
+pub(crate) mod manifest;
+pub(crate) mod names;
 pub mod pack;
 mod par;
-mod process;
+pub(crate) mod process;
 pub mod storage;
-mod textual;
+pub(crate) mod textual;
 mod unit;
 mod yaml;
 

@@ -68,24 +68,8 @@ fn identical_digest_is_not_rewritten_but_corrupt_one_is() {
     assert_eq!(fs::read(&full).unwrap(), a.bytes);
 }
 
-#[cfg(unix)]
-#[test]
-fn failed_write_keeps_the_last_good_artifact() {
-    use std::os::unix::fs::PermissionsExt;
-    if unsafe { libc::geteuid() } == 0 {
-        // root ignores directory permissions; the error path is covered by the full-disk test.
-        return;
-    }
-    let (dir, storage) = storage();
-    let a = built(1);
-    let stored = storage.store(KIND, "ns", "repo", &a).unwrap();
-    let obj = dir.path().join("confighubrepository/ns/repo");
-    fs::set_permissions(&obj, fs::Permissions::from_mode(0o500)).unwrap();
-    let err = storage.store(KIND, "ns", "repo", &built(2)).unwrap_err();
-    fs::set_permissions(&obj, fs::Permissions::from_mode(0o700)).unwrap();
-    assert!(err.to_string().contains("creating"), "{err}");
-    assert_eq!(fs::read(dir.path().join(&stored.path)).unwrap(), a.bytes);
-}
+// A failed write keeping the last good artifact is tested on a real full disk (a tmpfs) end to end:
+// tests/e2e/disk_full.rs.
 
 #[test]
 fn full_disk_error_names_operation_and_path() {

@@ -65,7 +65,7 @@ fn not_found() -> Response {
 }
 
 /// Decodes the request path and keeps it only if every segment is a plain, visible name.
-fn safe_relative_path(raw: &str) -> Option<String> {
+pub(crate) fn safe_relative_path(raw: &str) -> Option<String> {
     let decoded = percent_decode(raw)?;
     let rest = decoded.strip_prefix('/')?;
     if rest.is_empty() || rest.contains('\\') || rest.contains('\0') {

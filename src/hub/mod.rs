@@ -7,7 +7,7 @@
 mod auth;
 pub mod cli;
 mod client_ops;
-mod entities;
+pub(crate) mod entities;
 mod error;
 mod extras;
 pub mod import;

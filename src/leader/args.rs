@@ -97,10 +97,5 @@ pub(crate) fn validate_timing(
 /// `<hostname>_<uuid>`, as controller-runtime names candidates: the pod name says who, the UUID tells a
 /// restarted container from its previous life.
 fn identity() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    format!("{host}_{}", uuid::Uuid::new_v4())
+    format!("{}_{}", crate::process::hostname(), uuid::Uuid::new_v4())
 }

@@ -15,6 +15,7 @@ use crate::artifact::BuiltArtifact;
 use crate::artifact::storage::Storage;
 use crate::confighub;
 use crate::connection::Connections;
+use crate::notification::Notifier;
 
 /// A repository's last build: the fingerprint of its inputs and the result (bytes dropped).
 type LastBuild = ([u8; 32], BuiltArtifact);
@@ -23,6 +24,8 @@ type LastBuild = ([u8; 32], BuiltArtifact);
 pub struct ControllerOptions {
     /// Only watch this namespace (all when `None`).
     pub watch_namespace: Option<String>,
+    /// Only watch repositories matching this label selector (all when `None`): Flux's sharding.
+    pub label_selector: Option<String>,
     /// Reconciles running at once.
     pub concurrent: u16,
     /// Accepted for Flux parity; a ConfigHubRepository only ever references its own namespace.
@@ -35,6 +38,7 @@ impl Default for ControllerOptions {
     fn default() -> Self {
         Self {
             watch_namespace: None,
+            label_selector: None,
             concurrent: 4,
             no_cross_namespace_refs: false,
             artifacts_to_keep: 2,
@@ -45,6 +49,8 @@ impl Default for ControllerOptions {
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    /// Forwards events to Flux's notification-controller when `--events-addr` is set.
+    notifier: Option<Notifier>,
     pub metrics: SourceMetrics,
     pub storage: Storage,
     pub cache: UnitDataCache,
@@ -64,6 +70,7 @@ impl Context {
         storage: Storage,
         cache: UnitDataCache,
         options: ControllerOptions,
+        notifier: Option<Notifier>,
     ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "confighub-source-controller".into(),
@@ -72,6 +79,7 @@ impl Context {
         let observer = Arc::new(metrics.client_requests.clone());
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            notifier,
             client,
             metrics,
             storage,
@@ -117,7 +125,9 @@ impl Context {
         }
     }
 
-    /// Publishes a Kubernetes Event on `chr`; failing to record an event never fails a reconcile.
+    /// Publishes a Kubernetes Event on `chr` (and forwards it to notification-controller, about the
+    /// repository's ExternalArtifact at its stored revision); failing to record an event never fails a
+    /// reconcile.
     pub async fn publish_event(
         &self,
         chr: &ConfigHubRepository,
@@ -125,6 +135,23 @@ impl Context {
         reason: &str,
         note: &str,
     ) {
+        self.publish_event_at(chr, type_, reason, note, None).await
+    }
+
+    /// [`Context::publish_event`] for an event about `revision` (e.g. the artifact just stored, before
+    /// the status says so).
+    pub async fn publish_event_at(
+        &self,
+        chr: &ConfigHubRepository,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        revision: Option<&str>,
+    ) {
+        if let Some(notifier) = &self.notifier {
+            let warning = matches!(type_, EventType::Warning);
+            notifier.notify(chr, warning, reason, note, revision);
+        }
         let mut note = note.to_string();
         if note.len() > 1000 {
             let mut cut = 1000;

@@ -59,15 +59,20 @@ pub async fn run(
         chr.meta().deletion_timestamp.is_some().hash(&mut h);
         Some(h.finish())
     };
-    let stream = watcher(api, watcher::Config::default())
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &ctx.options.label_selector {
+        config = config.labels(selector);
+    }
+    let stream = watcher(api, config)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger, Default::default());
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.options.concurrent);
+    let controller_config =
+        kube::runtime::controller::Config::default().concurrency(ctx.options.concurrent);
     let watch_errors = ctx.metrics.watch_errors.clone();
     Controller::for_stream(stream, reader)
-        .with_config(config)
+        .with_config(controller_config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -171,8 +176,14 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
                     produced.summary, artifact.revision
                 );
                 tracing::info!(%name, %namespace, revision = %artifact.revision, "{note}");
-                ctx.publish_event(&chr, EventType::Normal, "NewArtifact", &note)
-                    .await;
+                ctx.publish_event_at(
+                    &chr,
+                    EventType::Normal,
+                    "NewArtifact",
+                    &note,
+                    Some(&artifact.revision),
+                )
+                .await;
             }
             let outcome = Outcome {
                 generation,

@@ -5,11 +5,15 @@
 mod support;
 
 mod chart;
+mod crash;
 mod credentials;
+mod disk_full;
 mod drift;
 mod drift_blind;
 mod drift_flow;
 mod drift_paths;
+mod events;
+mod sharding;
 mod smoke;
 mod source;
 mod status_owners;

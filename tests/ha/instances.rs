@@ -7,7 +7,7 @@ use std::process::Child;
 use std::sync::OnceLock;
 
 use crate::support::control_plane;
-use crate::support::controller::{free_port, spawn};
+use crate::support::controller::{free_port, spawn_with};
 use crate::support::service_account::service_account_kubeconfig;
 
 pub struct Instance {
@@ -39,13 +39,15 @@ impl Instance {
         let http = format!("127.0.0.1:{}", free_port());
         let storage_addr = format!("127.0.0.1:{}", free_port());
         let log = dir.join("controller.log");
-        let child = spawn(
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let child = spawn_with(
+            &[],
             kubeconfig,
             &dir.join("storage"),
             &storage_addr,
             &http,
             &log,
-            extra,
+            &extra,
         );
         Instance {
             http,

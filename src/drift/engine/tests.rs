@@ -191,10 +191,12 @@ async fn fixture(cluster: Cluster) -> Fixture {
         crate::source::cache::UnitDataCache::new(dir.path().join("cache")).unwrap(),
         crate::source::ControllerOptions {
             watch_namespace: None,
+            label_selector: None,
             concurrent: 1,
             no_cross_namespace_refs: false,
             artifacts_to_keep: 0,
         },
+        None,
     );
     let handles = crate::drift::DriftHandles::open(&root, &mut registry).unwrap();
     let mut repositories = Writer::<ConfigHubRepository>::default();

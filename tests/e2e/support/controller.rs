@@ -45,7 +45,7 @@ pub fn controller() -> &'static ControllerProcess {
         let log = dir.join("controller.log");
         let http = format!("127.0.0.1:{}", free_port());
         let storage_addr = format!("127.0.0.1:{}", free_port());
-        let child = spawn(&kubeconfig, &storage_path, &storage_addr, &http, &log, &[]);
+        let child = spawn(&kubeconfig, &storage_path, &storage_addr, &http, &log);
         wait_ready(&http, &log);
         ControllerProcess {
             storage_path,
@@ -58,26 +58,59 @@ pub fn controller() -> &'static ControllerProcess {
     })
 }
 
-/// Starts `confighub-source-controller run` on its own storage and loopback ports, authenticating with
-/// `kubeconfig`, logging to `log`, with `extra` flags after the common ones (e.g. `--leader-elect`).
-pub fn spawn(
+/// Label selector of the shared controller: everything but the repositories of other shards
+/// (Flux's sharding), so tests can run controllers of their own beside it.
+pub const MAIN_SHARD_SELECTOR: &str = "!sharding.fluxcd.io/key";
+
+fn spawn(
     kubeconfig: &Path,
     storage_path: &Path,
     storage_addr: &str,
     http: &str,
     log: &Path,
-    extra: &[String],
+) -> Child {
+    let selector = format!("--watch-label-selector={MAIN_SHARD_SELECTOR}");
+    spawn_with(
+        &[],
+        kubeconfig,
+        storage_path,
+        storage_addr,
+        http,
+        log,
+        &[selector.as_str()],
+    )
+}
+
+/// Starts `confighub-source-controller run` (behind `wrapper`, e.g. `unshare …`, when not empty) with
+/// the test flags and `extra` ones.
+pub fn spawn_with(
+    wrapper: &[&str],
+    kubeconfig: &Path,
+    storage_path: &Path,
+    storage_addr: &str,
+    http: &str,
+    log: &Path,
+    extra: &[&str],
 ) -> Child {
     let out = std::fs::File::options()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"));
+    let binary = env!("CARGO_BIN_EXE_confighub-source-controller");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(binary);
+            cmd
+        }
+        None => Command::new(binary),
+    };
     cmd.args(["run", "--log-format", "json", "--concurrent", "4"])
         .arg("--storage-path")
         .arg(storage_path)
         .args(["--storage-addr", storage_addr, "--http-addr", http])
+        .args(["--events-addr", &super::flux_events::event_receiver().url])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,confighub_source_controller=debug")
@@ -86,7 +119,6 @@ pub fn spawn(
     spawn_tied(cmd).expect("starting the controller")
 }
 
-/// Waits until `/readyz` on `http` answers 200, or panics with the log.
 pub fn wait_ready(http: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -138,7 +170,6 @@ impl ControllerProcess {
             &self.storage_addr,
             &self.http,
             &self.log,
-            &[],
         );
         wait_ready(&self.http, &self.log);
     }

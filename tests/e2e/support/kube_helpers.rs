@@ -80,9 +80,20 @@ pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
 
 /// Creates or updates a ConfigHubRepository from a JSON spec.
 pub async fn apply_repository(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
+    apply_repository_labelled(client, ns, name, serde_json::json!({}), spec).await
+}
+
+/// Creates or updates a ConfigHubRepository with these labels (e.g. a shard's key).
+pub async fn apply_repository_labelled(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    labels: serde_json::Value,
+    spec: serde_json::Value,
+) {
     let chr = serde_json::json!({
         "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
-        "metadata": {"name": name}, "spec": spec
+        "metadata": {"name": name, "labels": labels}, "spec": spec
     });
     Api::<ConfigHubRepository>::namespaced(client.clone(), ns)
         .patch(

@@ -3,12 +3,16 @@
 pub mod artifact_server;
 pub mod cluster;
 pub mod controller;
+pub mod flux_events;
 pub mod hub;
 pub mod kube_helpers;
 pub mod service_account;
+pub mod shard;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
 pub use controller::{controller, http_get};
+pub use flux_events::event_receiver;
 pub use hub::TestHub;
 pub use kube_helpers::*;
+pub use shard::{SHARD_KEY, Shard};
