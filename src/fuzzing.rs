@@ -4,6 +4,8 @@
 
 use std::io::Read;
 
+pub mod mutants;
+
 use serde_json::Value;
 
 use crate::artifact::manifest::test_support::{parse_back, stamp};
@@ -25,6 +27,19 @@ pub fn unit(data: &[u8]) {
         parse_back(&full.text.to_vec(data))
     );
     assert!(processed.is_ok());
+}
+
+/// How the controller reads a unit: the objects (group, kind, namespace, name) it would pack, or why
+/// it refuses the unit. For the differential tests against other readers (tests/kustomize_reads.rs).
+pub fn read_unit(data: &[u8]) -> Result<Vec<[String; 4]>, String> {
+    crate::artifact::process::process_unit(data, &stamp())
+        .map(|unit| {
+            unit.objects
+                .into_iter()
+                .map(|o| [o.group, o.kind, o.namespace, o.name])
+                .collect()
+        })
+        .map_err(|e| e.to_string())
 }
 
 /// `pack`: units split from the input on 0xFF bytes; a build is deterministic, its digest is the

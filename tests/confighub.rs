@@ -21,5 +21,11 @@ mod import;
 mod paging;
 #[path = "confighub/retry.rs"]
 mod retry;
+#[path = "confighub/schema.rs"]
+mod schema;
 #[path = "confighub/shapes.rs"]
 mod shapes;
+#[path = "confighub/tls.rs"]
+mod tls;
+#[path = "e2e/support/tls.rs"]
+mod tls_support;

@@ -58,6 +58,17 @@ pub struct ConfigHubRepositorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 
+    /// Secret in the same namespace with TLS settings for ConfigHub, as Flux sources have: key
+    /// `ca.crt` (PEM CA certificates trusted in addition to the system roots, for a server behind a
+    /// private CA) and/or keys `tls.crt` and `tls.key` (a client certificate for mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<SecretReference>,
+
+    /// Secret in the same namespace naming an HTTP proxy for ConfigHub, as Flux sources have: key
+    /// `address` (`http://host:port`) and optionally `username` and `password` (basic auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_secret_ref: Option<SecretReference>,
+
     /// How often to check ConfigHub for changes.
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub interval: String,

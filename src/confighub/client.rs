@@ -19,6 +19,7 @@ pub(crate) use super::codec::*;
 use super::error::Error;
 use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
 use super::token::Token;
+use super::transport::{Transport, tls_failure};
 use super::types::*;
 
 /// Response header carrying the token of a list's next page.
@@ -54,6 +55,9 @@ pub struct ClientOptions {
     /// memory (a unit list of 100,000 units is ~35 MB; unit data is at most 64 MiB).
     pub max_response_bytes: usize,
     pub user_agent: String,
+    /// Extra CA certificates, client certificate and proxy (a repository's `certSecretRef` and
+    /// `proxySecretRef`).
+    pub transport: Transport,
 }
 
 impl Default for ClientOptions {
@@ -67,6 +71,7 @@ impl Default for ClientOptions {
             page_size: None,
             max_response_bytes: 256 * 1024 * 1024,
             user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
+            transport: Transport::default(),
         }
     }
 }
@@ -178,10 +183,13 @@ impl Client {
         let mut auth_url = base.clone();
         auth_url.set_path(&format!("{origin_path}/auth/worker"));
         base.set_path(&format!("{origin_path}/api"));
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
-            .user_agent(options.user_agent.clone())
+            .user_agent(options.user_agent.clone());
+        let http = options
+            .transport
+            .apply(builder)?
             .build()
             .map_err(|e| Error::Invalid(format!("building HTTP client: {e}")))?;
         let retry = RetryPolicy {
@@ -478,7 +486,8 @@ impl Client {
                 }
                 Err(e) => {
                     // A refused connection never reached the server, so even POST is safe to repeat.
-                    if can_retry && (idempotent || e.is_connect()) {
+                    // A refused certificate stays refused: no retry.
+                    if can_retry && (idempotent || e.is_connect()) && tls_failure(&e).is_none() {
                         let wait = self.retry.backoff(attempt);
                         tracing::debug!(op = call.op, error = %e, ?wait, "retrying ConfigHub call");
                         tokio::time::sleep(wait).await;
@@ -505,9 +514,17 @@ impl Client {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        Error::Transport {
-            operation: op,
-            message,
+        match tls_failure(e) {
+            Some(certificate) => Error::Tls {
+                operation: op,
+                url: self.base.to_string(),
+                certificate,
+                message,
+            },
+            None => Error::Transport {
+                operation: op,
+                message,
+            },
         }
     }
 

@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+/// hyper-util's message for a `407 Proxy Authentication Required` answer to `CONNECT`.
+const PROXY_AUTH_REQUIRED: &str = "proxy authorization required";
+
 /// Everything a ConfigHub call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +41,16 @@ pub enum Error {
     #[error("{operation}: transport error: {message}")]
     Transport {
         operation: &'static str,
+        message: String,
+    },
+    /// The TLS handshake with ConfigHub (or the proxy) failed: with `certificate`, the server's
+    /// certificate was not trusted (an unknown CA, a wrong name, expired); retrying cannot help until
+    /// the CA (`certSecretRef`) or the server's certificate changes.
+    #[error("{operation}: TLS {} failed for {url}: {message}", if *certificate { "certificate verification" } else { "handshake" })]
+    Tls {
+        operation: &'static str,
+        url: String,
+        certificate: bool,
         message: String,
     },
     /// The response arrived but its body was not what the API documents.
@@ -75,6 +88,7 @@ impl Error {
             Error::Api { operation, .. }
             | Error::Timeout { operation, .. }
             | Error::Transport { operation, .. }
+            | Error::Tls { operation, .. }
             | Error::Decode { operation, .. }
             | Error::TooLarge { operation, .. }
             | Error::NotFound { operation, .. } => Some(operation),
@@ -133,6 +147,20 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// A failed TLS handshake; `Some(true)` when the server's certificate was refused.
+    pub fn tls_certificate_refused(&self) -> Option<bool> {
+        match self {
+            Error::Tls { certificate, .. } => Some(*certificate),
+            _ => None,
+        }
+    }
+
+    /// The proxy answered 407 to `CONNECT`: it refused the proxy credentials (or got none). The
+    /// tunnel error type is private to hyper-util, so its message is what identifies it.
+    pub fn is_proxy_auth_refused(&self) -> bool {
+        matches!(self, Error::Transport { message, .. } if message.contains(PROXY_AUTH_REQUIRED))
+    }
+
     /// Whether trying again later could help (the client already retried within its budget).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -157,6 +185,7 @@ impl Error {
             Error::CredentialsRejected { .. } => "unauthorized",
             Error::Timeout { .. } => "timeout",
             Error::Transport { .. } => "transport",
+            Error::Tls { .. } => "tls",
             Error::Decode { .. } => "decode",
             Error::TooLarge { .. } => "too_large",
             Error::NotFound { .. } => "not_found",

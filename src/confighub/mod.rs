@@ -9,6 +9,7 @@ mod error;
 mod ops;
 pub mod retry;
 mod token;
+mod transport;
 pub mod types;
 pub mod where_expr;
 
@@ -21,6 +22,7 @@ pub use client::{
 pub use codec::normalize_etag;
 pub use error::Error;
 pub use token::Token;
+pub use transport::{ProxySettings, TlsSettings, Transport};
 pub use types::*;
 pub use where_expr::{CmpOp, Where, WhereBuildError};
 

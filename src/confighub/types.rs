@@ -72,7 +72,11 @@ pub struct Space {
     pub annotations: StringMap,
     #[serde(deserialize_with = "nullable")]
     pub delete_gates: BoolMap,
-    #[serde(rename = "ReleaseTargetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "ReleaseTargetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub release_target_id: String,
     pub entity_type: String,
     pub created_at: Option<DateTime<Utc>>,
@@ -93,9 +97,17 @@ pub struct Unit {
     pub slug: String,
     pub display_name: String,
     pub toolchain_type: String,
-    #[serde(rename = "TargetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "TargetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub target_id: String,
-    #[serde(rename = "ChangeSetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "ChangeSetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub change_set_id: String,
     #[serde(deserialize_with = "nullable")]
     pub labels: StringMap,
@@ -141,7 +153,11 @@ pub struct Revision {
     pub source: String,
     #[serde(rename = "UserID", deserialize_with = "nullable")]
     pub user_id: String,
-    #[serde(rename = "ChangeSetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "ChangeSetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub change_set_id: String,
     #[serde(deserialize_with = "nullable")]
     pub tags: StringMap,
@@ -157,7 +173,11 @@ pub struct Revision {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ChangeSet {
-    #[serde(rename = "ChangeSetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "ChangeSetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub change_set_id: String,
     pub slug: String,
     pub display_name: String,
@@ -187,7 +207,11 @@ pub struct Release {
     pub space_id: String,
     #[serde(rename = "OrganizationID", deserialize_with = "nullable")]
     pub organization_id: String,
-    #[serde(rename = "TargetID", deserialize_with = "nullable")]
+    #[serde(
+        rename = "TargetID",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub target_id: String,
     #[serde(rename = "TagID", deserialize_with = "nullable")]
     pub tag_id: String,

@@ -13,11 +13,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 
 use crate::api::{ConfigHubRepository, SecretReference};
-use crate::confighub::{self, ClientOptions, Credentials, RequestObserver};
+use crate::confighub::{self, ClientOptions, Credentials, RequestObserver, Transport};
+
+mod secret;
+mod transport;
+
+pub use secret::CredentialsError;
+use secret::{get_secret, secret_text};
+pub use transport::{
+    CA_KEY, CERT_VERIFICATION_FAILED, INVALID_CERT_SECRET, INVALID_PROXY_SECRET, PROXY_ADDRESS_KEY,
+    PROXY_AUTHENTICATION_FAILED, PROXY_PASSWORD_KEY, PROXY_USERNAME_KEY, TLS_CERT_KEY,
+    TLS_HANDSHAKE_FAILED, TLS_KEY_KEY, proxy_from_secret, read_transport, tls_from_secret,
+};
 
 /// Secret key of a static bearer token.
 pub const TOKEN_KEY: &str = "token";
@@ -56,13 +65,6 @@ impl RepoCredentials {
     }
 }
 
-/// Why no credentials could be read; `reason` is a condition reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CredentialsError {
-    pub reason: &'static str,
-    pub message: String,
-}
-
 /// Why a repository could not be connected to ConfigHub: a condition reason, a message naming what
 /// to fix (never a secret), and whether retrying cannot help until the spec changes (Flux's Stalled).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,10 +94,19 @@ pub struct Connected {
 }
 
 /// The condition reason for a failed ConfigHub call, and whether it is stalled (retrying cannot help).
-/// Refused credentials are [`AUTHENTICATION_FAILED`]; ConfigHub unreachable, 5xx and timeouts are
-/// `ConfigHubUnavailable`.
+/// Refused credentials are [`AUTHENTICATION_FAILED`]; an untrusted server certificate is
+/// [`CERT_VERIFICATION_FAILED`]; ConfigHub unreachable, 5xx and timeouts are `ConfigHubUnavailable`.
 pub fn classify(err: &confighub::Error) -> (&'static str, bool) {
-    if err.is_unauthorized() {
+    if let Some(certificate) = err.tls_certificate_refused() {
+        let reason = if certificate {
+            CERT_VERIFICATION_FAILED
+        } else {
+            TLS_HANDSHAKE_FAILED
+        };
+        (reason, false)
+    } else if err.is_proxy_auth_refused() {
+        (PROXY_AUTHENTICATION_FAILED, false)
+    } else if err.is_unauthorized() {
         (AUTHENTICATION_FAILED, false)
     } else if err.is_forbidden() {
         ("AccessDenied", false)
@@ -129,16 +140,7 @@ pub fn credentials_from_secret(
     data: Option<&BTreeMap<String, ByteString>>,
     string_data: Option<&BTreeMap<String, String>>,
 ) -> Result<Credentials, CredentialsError> {
-    let get = |key: &str| {
-        data.and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
-            .or_else(|| {
-                string_data
-                    .and_then(|d| d.get(key))
-                    .map(|s| s.trim().to_string())
-            })
-            .filter(|v| !v.is_empty())
-    };
+    let get = |key: &str| secret_text(data, string_data, key);
     let missing = |message: String| CredentialsError {
         reason: AUTHENTICATION_FAILED,
         message,
@@ -158,6 +160,19 @@ pub fn credentials_from_secret(
     }
 }
 
+/// What a `CertificateVerificationFailed` message adds: which CAs were trusted, and where to change them.
+fn untrusted_hint(chr: &ConfigHubRepository) -> String {
+    match &chr.spec.cert_secret_ref {
+        Some(r) => format!(
+            " (trusted: the system roots and the CA certificates in Secret '{}' key '{CA_KEY}', spec.certSecretRef)",
+            r.name
+        ),
+        None => format!(
+            " (trusted: the system roots only; for a private CA put its certificate in a Secret's key '{CA_KEY}' and name it in spec.certSecretRef)"
+        ),
+    }
+}
+
 /// Reads the credentials named by `secret_ref` in `namespace` (`None` without a `secretRef`).
 pub async fn read_credentials(
     kube: &kube::Client,
@@ -167,21 +182,7 @@ pub async fn read_credentials(
     let Some(secret_ref) = secret_ref else {
         return Ok(None);
     };
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    let secret = secrets
-        .get_opt(&secret_ref.name)
-        .await
-        .map_err(|e| CredentialsError {
-            reason: "SecretReadFailed",
-            message: format!("reading Secret '{}': {e}", secret_ref.name),
-        })?
-        .ok_or_else(|| CredentialsError {
-            reason: "SecretNotFound",
-            message: format!(
-                "Secret '{}' not found in namespace '{namespace}'",
-                secret_ref.name
-            ),
-        })?;
+    let secret = get_secret(kube, namespace, &secret_ref.name).await?;
     let credentials = credentials_from_secret(
         &secret_ref.name,
         secret.data.as_ref(),
@@ -193,7 +194,8 @@ pub async fn read_credentials(
     }))
 }
 
-/// Clients per (origin, credentials fingerprint) and resolved spaces per (origin, space reference).
+/// Clients per (origin, credentials and transport fingerprints) and resolved spaces per (origin,
+/// space reference).
 pub struct Connections {
     clients: Mutex<HashMap<(String, String), (confighub::Client, Instant)>>,
     spaces: Mutex<HashMap<(String, String), confighub::Space>>,
@@ -210,19 +212,25 @@ impl Connections {
         }
     }
 
-    /// The client for `origin` and `credentials`, reused across reconciles (and by the drift engine)
-    /// so connections, counters and the access token carry over. The key holds a hash of the
-    /// credentials, never the credentials. Clients unused for an hour are dropped.
+    /// The client for `origin`, `credentials` and `transport` (CA, client certificate, proxy),
+    /// reused across reconciles (and by the drift engine) so connections, counters and the access
+    /// token carry over. The key holds hashes of the credentials and transport, never their values,
+    /// so a Secret changed in place gets a new client. Clients unused for an hour are dropped.
     pub fn client(
         &self,
         origin: &str,
         credentials: Option<&Credentials>,
+        transport: &Transport,
     ) -> Result<confighub::Client, confighub::Error> {
         let key = (
             origin.to_string(),
-            credentials
-                .map(Credentials::fingerprint)
-                .unwrap_or_default(),
+            format!(
+                "{}/{}",
+                credentials
+                    .map(Credentials::fingerprint)
+                    .unwrap_or_default(),
+                transport.fingerprint()
+            ),
         );
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -231,11 +239,12 @@ impl Connections {
             *used = now;
             return Ok(client.clone());
         }
-        let mut client = confighub::Client::with_credentials(
-            origin,
-            credentials.cloned(),
-            ClientOptions::default(),
-        )?;
+        let options = ClientOptions {
+            transport: transport.clone(),
+            ..ClientOptions::default()
+        };
+        let mut client =
+            confighub::Client::with_credentials(origin, credentials.cloned(), options)?;
         if let Some(observer) = &self.observer {
             client = client.observed(Arc::clone(observer));
         }
@@ -271,9 +280,20 @@ impl Connections {
     ) -> Result<Connected, ConnectError> {
         let namespace = kube::ResourceExt::namespace(chr).unwrap_or_default();
         let credentials = read_credentials(kube, &namespace, chr.spec.secret_ref.as_ref()).await?;
+        let transport = read_transport(
+            kube,
+            &namespace,
+            chr.spec.cert_secret_ref.as_ref(),
+            chr.spec.proxy_secret_ref.as_ref(),
+        )
+        .await?;
         let (origin, space_ref) = (chr.spec.url.as_str(), chr.spec.space.as_str());
         let client = self
-            .client(origin, credentials.as_ref().map(|c| &c.credentials))
+            .client(
+                origin,
+                credentials.as_ref().map(|c| &c.credentials),
+                &transport,
+            )
             .map_err(|e| ConnectError {
                 reason: "InvalidURL",
                 message: e.to_string(),
@@ -289,6 +309,15 @@ impl Connections {
             };
             if reason == AUTHENTICATION_FAILED {
                 message = refused(credentials.as_ref(), &message);
+            }
+            if reason == CERT_VERIFICATION_FAILED {
+                message.push_str(&untrusted_hint(chr));
+            }
+            if let (PROXY_AUTHENTICATION_FAILED, Some(r)) = (reason, &chr.spec.proxy_secret_ref) {
+                message.push_str(&format!(
+                    " (the proxy refused the keys '{PROXY_USERNAME_KEY}' and '{PROXY_PASSWORD_KEY}' of Secret '{}', spec.proxySecretRef)",
+                    r.name
+                ));
             }
             ConnectError {
                 reason,
@@ -403,19 +432,37 @@ mod tests {
         let connections = Connections::new(None);
         let origin = "http://127.0.0.1:1";
         let a = Credentials::worker("w1", "one");
-        let first = connections.client(origin, Some(&a)).unwrap();
-        let again = connections.client(origin, Some(&a)).unwrap();
+        let plain = Transport::default();
+        let first = connections.client(origin, Some(&a), &plain).unwrap();
+        let again = connections.client(origin, Some(&a), &plain).unwrap();
         assert_eq!(format!("{first:?}"), format!("{again:?}"));
         let _rotated = connections
-            .client(origin, Some(&Credentials::worker("w1", "two")))
+            .client(origin, Some(&Credentials::worker("w1", "two")), &plain)
             .unwrap();
-        let _static = connections.client(origin, None).unwrap();
+        let _static = connections.client(origin, None, &plain).unwrap();
+        // A proxy (or a CA) named or changed in a Secret is a new client too.
+        let proxied = |password: &str| Transport {
+            proxy: Some(confighub::ProxySettings {
+                address: "http://proxy:3128".into(),
+                auth: Some(("alice".into(), confighub::Token::new(password))),
+            }),
+            ..Transport::default()
+        };
+        let _proxied = connections
+            .client(origin, Some(&a), &proxied("pw-one"))
+            .unwrap();
+        let _proxied_again = connections
+            .client(origin, Some(&a), &proxied("pw-one"))
+            .unwrap();
+        let _new_password = connections
+            .client(origin, Some(&a), &proxied("pw-two"))
+            .unwrap();
         let clients = connections.clients.lock().unwrap();
-        assert_eq!(clients.len(), 3);
+        assert_eq!(clients.len(), 5);
         assert!(
             clients
                 .keys()
-                .all(|(_, k)| !k.contains("one") && !k.contains("two"))
+                .all(|(_, k)| !k.contains("one") && !k.contains("two") && !k.contains("pw-"))
         );
     }
 }

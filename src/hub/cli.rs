@@ -45,6 +45,12 @@ pub struct ServeArgs {
     /// stops). An expired token gets 401.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub token_ttl: Option<std::time::Duration>,
+    /// Serve HTTPS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `--worker ID=SECRET`; `Debug` shows the ID only.
@@ -137,12 +143,30 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers.into_iter().map(|w| (w.id, w.secret)).collect(),
         token_ttl: args.token_ttl,
     })?;
+    // Read before binding, so a wrong path fails fast and names the file.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some((read_pem(cert, "--tls-cert")?, read_pem(key, "--tls-key")?))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "hub serving the ConfigHub API under /api");
-    println!("hub listening on http://{local}");
-    super::serve(listener, hub, crate::process::shutdown_signal()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, scheme, "hub serving the ConfigHub API under /api");
+    println!("hub listening on {scheme}://{local}");
+    let shutdown = crate::process::shutdown_signal();
+    match tls {
+        Some((cert, key)) => super::serve_tls(listener, hub, cert, key, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("serving TLS (--tls-cert/--tls-key): {e}"))?,
+        None => super::serve(listener, hub, shutdown).await?,
+    }
     Ok(())
+}
+
+fn read_pem(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
 }
 
 /// Text logs on stderr, so stdout carries only the `hub listening on …` line scripts read.

@@ -231,6 +231,31 @@ pub fn router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
+/// How long connections still open at shutdown may finish their requests (TLS serving).
+const TLS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the hub over TLS on `listener` with the PEM certificate chain `cert_pem` and its private
+/// key `key_pem` (HTTP/1.1 and HTTP/2 by ALPN) until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    hub: Hub,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(router(hub).into_make_service())
+        .await
+}
+
 /// Serves the hub on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -332,6 +332,29 @@ pub async fn repository_credentials(
     fallback.map(|t| crate::confighub::Credentials::Token(crate::confighub::Token::new(t)))
 }
 
+/// The repository's CA, client certificate and proxy (`certSecretRef`, `proxySecretRef`), read as the
+/// controller reads them; an unreadable Secret is the message of an unreachable ConfigHub.
+async fn repository_transport(
+    client: &Client,
+    chr: &Value,
+) -> Result<crate::confighub::Transport, String> {
+    let reference = |field: &str| {
+        chr["spec"][field]["name"]
+            .as_str()
+            .map(|name| crate::api::SecretReference {
+                name: name.to_string(),
+            })
+    };
+    crate::connection::read_transport(
+        client,
+        owner::namespace_of(chr),
+        reference("certSecretRef").as_ref(),
+        reference("proxySecretRef").as_ref(),
+    )
+    .await
+    .map_err(|e| e.message)
+}
+
 async fn unit(client: &Client, managed: &Value, owner: &OwnerData, opts: &Options) -> UnitLookup {
     let Some(p) = owner::provenance(managed) else {
         return UnitLookup::NotChecked("the object has no ConfigHub provenance".into());
@@ -360,9 +383,17 @@ async fn unit(client: &Client, managed: &Value, owner: &OwnerData, opts: &Option
             );
         }
     };
+    let transport = match chr {
+        Some(chr) => match repository_transport(client, chr).await {
+            Ok(transport) => transport,
+            Err(message) => return UnitLookup::Unreachable(message),
+        },
+        None => Default::default(),
+    };
     let options = crate::confighub::ClientOptions {
         timeout: opts.timeout,
         max_retries: 1,
+        transport,
         ..Default::default()
     };
     let hub = match crate::confighub::Client::with_credentials(&origin, token, options) {

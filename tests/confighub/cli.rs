@@ -15,7 +15,7 @@ async fn start(data: &std::path::Path, token: &str) -> (tokio::process::Child, S
     start_with(data, &[], Some(token)).await
 }
 
-async fn start_with(
+pub(crate) async fn start_with(
     data: &std::path::Path,
     args: &[&str],
     token: Option<&str>,
@@ -48,7 +48,7 @@ async fn start_with(
     (child, origin)
 }
 
-async fn terminate(mut child: tokio::process::Child) {
+pub(crate) async fn terminate(mut child: tokio::process::Child) {
     let pid = child.id().unwrap() as i32;
     // SAFETY: sends SIGTERM to the child we spawned and still own.
     unsafe {

@@ -17,4 +17,5 @@ mod sharding;
 mod smoke;
 mod source;
 mod status_owners;
+mod tls;
 mod trace;

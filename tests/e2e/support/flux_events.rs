@@ -1,14 +1,12 @@
 //! A stand-in for notification-controller's event endpoint: `hack/flux-event-receiver`, a small Go
 //! program that decodes every post with Flux's own `Event` type and checks that notification-controller
 //! could route it to an Alert. Built once from its Go module (cached by the hash of its sources outside
-//! the source tree) and started once per test binary; the shared controller posts every event to it.
+//! the source tree, see `go_tool`) and started once per test binary; the shared controller posts every event to it.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 use super::cluster::spawn_tied;
 
@@ -20,47 +18,10 @@ pub struct EventReceiver {
 
 static RECEIVER: OnceLock<EventReceiver> = OnceLock::new();
 
-fn built_receiver() -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/flux-event-receiver");
-    let mut hash = Sha256::new();
-    for file in ["main.go", "go.mod", "go.sum"] {
-        hash.update(std::fs::read(source.join(file)).expect("reading the receiver's sources"));
-    }
-    let cache = std::env::var_os("TESTBIN_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/confighub-source-controller")
-        })
-        .join("tools");
-    let bin = cache.join(format!(
-        "flux-event-receiver-{}",
-        &hex::encode(hash.finalize())[..16]
-    ));
-    if bin.exists() {
-        return bin;
-    }
-    std::fs::create_dir_all(&cache).unwrap();
-    let partial = bin.with_extension(format!("partial-{}", std::process::id()));
-    let status = Command::new("go")
-        .args(["build", "-trimpath", "-o"])
-        .arg(&partial)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .expect("running go build for hack/flux-event-receiver");
-    assert!(status.success(), "building hack/flux-event-receiver failed");
-    std::fs::rename(&partial, &bin).unwrap();
-    bin
-}
-
 /// Starts the receiver on first use.
 pub fn event_receiver() -> &'static EventReceiver {
     RECEIVER.get_or_init(|| {
-        let bin = built_receiver();
+        let bin = super::go_tool::built_go_tool("flux-event-receiver");
         let dir = std::env::temp_dir().join(format!("chsc-e2e-{}-events", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("events.jsonl");

@@ -15,6 +15,8 @@ pub struct TestHub {
     pub workers: Vec<(String, String)>,
     /// Lifetime of the access tokens issued to workers.
     pub token_ttl: Option<Duration>,
+    /// Served over TLS with this certificate, signed by the CA `ca_pem` (PEM).
+    tls: Option<(super::tls::ServerCert, String)>,
     addr: SocketAddr,
     dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -31,6 +33,19 @@ impl TestHub {
         workers: Vec<(String, String)>,
         token_ttl: Option<Duration>,
     ) -> TestHub {
+        Self::start_inner(workers, token_ttl, None).await
+    }
+
+    /// A hub serving HTTPS (`https://127.0.0.1:<port>`) with `cert`, signed by the CA `ca_pem`.
+    pub async fn start_tls(cert: super::tls::ServerCert, ca_pem: String) -> TestHub {
+        Self::start_inner(Vec::new(), None, Some((cert, ca_pem))).await
+    }
+
+    async fn start_inner(
+        workers: Vec<(String, String)>,
+        token_ttl: Option<Duration>,
+        tls: Option<(super::tls::ServerCert, String)>,
+    ) -> TestHub {
         let dir = std::env::temp_dir().join(format!(
             "chsc-e2e-{}-hub-{}",
             std::process::id(),
@@ -39,10 +54,11 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut hub = TestHub {
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             token: format!("test-token-{}", uuid::Uuid::new_v4().simple()),
             workers,
             token_ttl,
+            tls,
             addr,
             dir,
             stop: None,
@@ -66,11 +82,21 @@ impl TestHub {
         .expect("opening the hub");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(tx);
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|(cert, _)| (cert.cert_pem.clone(), cert.key_pem.clone()));
         self.task = Some(tokio::spawn(async move {
-            let _ = hub::serve(listener, hub, async move {
-                let _ = rx.await;
-            })
-            .await;
+            let served = match tls {
+                Some((cert, key)) => hub::serve_tls(listener, hub, cert, key, shutdown).await,
+                None => hub::serve(listener, hub, shutdown).await,
+            };
+            if let Err(e) = served {
+                eprintln!("test hub stopped: {e}");
+            }
         }));
     }
 
@@ -93,12 +119,11 @@ impl TestHub {
     }
 
     pub fn client(&self) -> confighub::Client {
-        confighub::Client::new(
-            &self.url,
-            Some(self.token.clone()),
-            ClientOptions::default(),
-        )
-        .unwrap()
+        let mut options = ClientOptions::default();
+        if let Some((_, ca)) = &self.tls {
+            options.transport.tls.ca_pem = Some(ca.clone().into_bytes());
+        }
+        confighub::Client::new(&self.url, Some(self.token.clone()), options).unwrap()
     }
 
     /// Creates the space (if needed) and returns its id.

@@ -4,10 +4,13 @@ pub mod artifact_server;
 pub mod cluster;
 pub mod controller;
 pub mod flux_events;
+pub mod go_tool;
 pub mod hub;
 pub mod kube_helpers;
+pub mod proxy;
 pub mod service_account;
 pub mod shard;
+pub mod tls;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
