@@ -91,17 +91,34 @@ start() {
     --unsafe-no-fsync=true --log-level=warn >"$dir/logs/etcd.log" 2>&1
   wait_for "http://127.0.0.1:$etcd_port/health" 60 etcd "$dir/logs/etcd.log"
 
-  spawn "$bin/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" --cert-dir="$dir/pki" \
-    --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
-    --secure-port="$api_port" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount --authorization-mode=RBAC \
-    --token-auth-file="$dir/pki/tokens.csv" \
-    --service-account-issuer="https://127.0.0.1:$api_port/" \
-    --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
-    --endpoint-reconciler-type=none >"$dir/logs/kube-apiserver.log" 2>&1
-  wait_for "https://127.0.0.1:$api_port/readyz" 120 kube-apiserver "$dir/logs/kube-apiserver.log" \
-    --cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $token"
+  # The kube-apiserver can be stopped and started again on the same port, certificates and etcd
+  # (SIGUSR1 stops it, SIGUSR2 starts it; "$dir/apiserver" says which state it is in): the
+  # apiserver-restart test (tests/ha) uses it.
+  api_pid=
+  start_apiserver() {
+    spawn "$bin/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" --cert-dir="$dir/pki" \
+      --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
+      --secure-port="$api_port" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+      --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+      --disable-admission-plugins=ServiceAccount --authorization-mode=RBAC \
+      --token-auth-file="$dir/pki/tokens.csv" \
+      --service-account-issuer="https://127.0.0.1:$api_port/" \
+      --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
+      --endpoint-reconciler-type=none >>"$dir/logs/kube-apiserver.log" 2>&1
+    api_pid=$!
+    wait_for "https://127.0.0.1:$api_port/readyz" 120 kube-apiserver "$dir/logs/kube-apiserver.log" \
+      --cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $token" || return 1
+    echo running > "$dir/apiserver"
+  }
+  stop_apiserver() {
+    kill "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+    local kept=() p
+    for p in "${pids[@]}"; do [[ $p == "$api_pid" ]] || kept+=("$p"); done
+    pids=("${kept[@]}")
+    echo stopped > "$dir/apiserver"
+  }
+  start_apiserver || exit 1
 
   local kubeconfig="$dir/kubeconfig"
   cat > "$kubeconfig" <<KCFG
@@ -140,9 +157,27 @@ KCFG
   wait_for "http://127.0.0.1:$kc_health/readyz" 60 kustomize-controller "$dir/logs/kustomize-controller.log"
 
   echo "$testbin/bin" > "$dir/testbin-path"
+  echo $$ > "$dir/pid"
+  local stop_requested=0 start_requested=0
+  trap 'stop_requested=1' USR1
+  trap 'start_requested=1' USR2
   echo "READY $kubeconfig"
-  # Stay in the foreground; if any component exits, stop the rest.
-  wait -n "${pids[@]}" || true
+  # Stay in the foreground; if any component exits (other than a kube-apiserver stopped on request),
+  # stop the rest. A trapped signal interrupts `wait`.
+  while :; do
+    wait -n "${pids[@]}" || true
+    if ((stop_requested)); then
+      stop_requested=0
+      if [[ $(cat "$dir/apiserver") == running ]]; then stop_apiserver; fi
+      continue
+    fi
+    if ((start_requested)); then
+      start_requested=0
+      if [[ $(cat "$dir/apiserver") == stopped ]]; then start_apiserver || break; fi
+      continue
+    fi
+    break
+  done
   echo "dev-cluster: a component exited; stopping (logs in $dir/logs)" >&2
   exit 1
 }

@@ -17,6 +17,7 @@ pub mod drift;
 pub mod fuzzing;
 pub mod http;
 pub mod hub;
+pub mod leader;
 pub mod notification;
 pub mod process;
 pub mod run;

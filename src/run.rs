@@ -2,6 +2,7 @@
 //! together and stopped together.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use kube::Client;
@@ -9,6 +10,7 @@ use kube::Client;
 use crate::artifact::Storage;
 use crate::drift::{DriftHandles, api::drift_api_router};
 use crate::http;
+use crate::leader::{ElectionMetrics, LeaderElectionArgs, LeaderElector};
 use crate::notification::Notifier;
 use crate::process::{parse_listen_addr, shutdown_signal};
 use crate::source::{self, ControllerOptions, cache::UnitDataCache, metrics::SourceMetrics};
@@ -54,6 +56,8 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
 }
 
 /// The address written into artifact URLs: the flag, else the listen address, else this host's name
@@ -73,6 +77,7 @@ pub fn advertised_addr(storage_addr: &str, adv_addr: &str) -> String {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let election = args.leader_election.config().map_err(anyhow::Error::msg)?;
     let http_addr = parse_listen_addr(&args.http_addr).map_err(anyhow::Error::msg)?;
     let storage_addr = parse_listen_addr(&args.storage_addr).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.storage_path)
@@ -100,11 +105,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = UnitDataCache::new(root.join("cache")).context("opening the unit data cache")?;
 
     let metrics = Metrics::default();
-    let (source_metrics, drift, notifier) = {
+    let (source_metrics, drift, election_metrics, notifier) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         let source_metrics = SourceMetrics::register(&mut registry);
         let drift =
             DriftHandles::open(&root, &mut registry).context("opening the drift record store")?;
+        let election_metrics = election
+            .as_ref()
+            .map(|c| ElectionMetrics::register(&mut registry, &c.name));
         let notifier = match args.events_addr.as_str() {
             "" => None,
             addr => {
@@ -117,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 )?)
             }
         };
-        (source_metrics, drift, notifier)
+        (source_metrics, drift, election_metrics, notifier)
     };
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
@@ -138,6 +146,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
     };
+    let mut elector = election
+        .zip(election_metrics)
+        .map(|(config, metrics)| LeaderElector::new(client.clone(), config, metrics));
     if let Some(selector) = &options.label_selector {
         check_label_selector(&client, options.watch_namespace.as_deref(), selector).await?;
     }
@@ -165,9 +176,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = rx.recv().await;
         }
     };
+    // A follower's artifact server answers 503 (and its /readyz too, so a Service routes to the
+    // leader only): it builds nothing, so it has no current artifact to serve.
+    let leading = Arc::new(AtomicBool::new(elector.is_none()));
     let artifact_server = tokio::spawn(http::serve(
         storage_listener,
-        http::artifact_server::artifact_router(artifacts_root),
+        http::gated(
+            http::artifact_server::artifact_router(artifacts_root),
+            Arc::clone(&leading),
+            "not the leader",
+        ),
         stopped(&stop_tx),
     ));
     let http_server = tokio::spawn(http::serve(
@@ -175,6 +193,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         http::router_with_api(state.clone(), drift_api_router(drift.api_state())),
         stopped(&stop_tx),
     ));
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    if let Some(elector) = elector.as_mut() {
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = &mut shutdown => {
+                tracing::info!("shutting down before becoming the leader");
+                let _ = stop_tx.send(());
+                let _ = artifact_server.await;
+                let _ = http_server.await;
+                return Ok(());
+            }
+        }
+    }
+    // Only the leader (or the only instance) watches, reconciles, remediates and writes fix units.
+    leading.store(true, Ordering::SeqCst);
     let controller = tokio::spawn(source::run(
         Arc::clone(&ctx),
         repositories,
@@ -183,15 +218,57 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let drift_engine = tokio::spawn(engine.run(stopped(&stop_tx)));
     state.set_ready(true);
 
-    shutdown_signal().await;
+    let lost = match elector.as_mut() {
+        Some(elector) => tokio::select! {
+            lost = elector.hold() => Some(lost),
+            () = &mut shutdown => None,
+        },
+        None => {
+            shutdown.await;
+            None
+        }
+    };
+    if let Some(lost) = lost {
+        // Another instance may be leading already: stop at once, without draining, and let the
+        // process exit (as controller-runtime does); Kubernetes restarts it as a candidate.
+        state.set_ready(false);
+        leading.store(false, Ordering::SeqCst);
+        controller.abort();
+        drift_engine.abort();
+        return Err(anyhow::anyhow!("leader election lost: {lost}"));
+    }
     tracing::info!("shutting down");
     state.set_ready(false);
+    leading.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(());
-    let _ = controller.await;
-    let _ = drift_engine.await;
+    // Reconciles in flight may finish; what is still running after the bound is aborted, so the
+    // process ends (and releases the Lease) within the pod's grace period, as controller-runtime's
+    // GracefulShutdownTimeout does.
+    stop_within(controller, "the source reconciler").await;
+    stop_within(drift_engine, "the drift engine").await;
+    if let Some(elector) = elector.as_mut()
+        && elector.config().release_on_cancel
+    {
+        elector.release().await;
+    }
     let _ = artifact_server.await;
     let _ = http_server.await;
     Ok(())
+}
+
+/// How long a graceful shutdown waits for the reconcilers (the chart's grace period is 30 s).
+const GRACEFUL_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits for `task` to finish after the stop signal, aborting it after [`GRACEFUL_SHUTDOWN`].
+async fn stop_within(mut task: tokio::task::JoinHandle<()>, what: &str) {
+    if tokio::time::timeout(GRACEFUL_SHUTDOWN, &mut task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("{what} did not stop within {GRACEFUL_SHUTDOWN:?}; aborting it");
+        task.abort();
+        let _ = task.await;
+    }
 }
 
 /// Fails fast on a selector the API server refuses (it would otherwise fail every watch in silence).

@@ -311,7 +311,7 @@ fn storage_is_a_claim_or_an_empty_dir() {
         "confighub-source-controller-data"
     );
 
-    let empty_dir = helm_template(&["persistence.enabled=false"]);
+    let empty_dir = helm_template(&["persistence.enabled=false", "leaderElection.enabled=false"]);
     assert!(find(&empty_dir, "PersistentVolumeClaim").is_empty());
     let spec = &deployment(&empty_dir)["spec"];
     assert!(spec["strategy"].is_null());
@@ -377,10 +377,61 @@ fn service_monitor_is_optional() {
 }
 
 #[test]
-fn more_than_one_replica_is_refused_until_leader_election_exists() {
+fn leader_election_is_on_with_flux_flags_and_recreates_pods() {
+    let rendered = helm_template(&[]);
+    let spec = &deployment(&rendered)["spec"];
+    let args: Vec<String> =
+        serde_json::from_value(spec["template"]["spec"]["containers"][0]["args"].clone()).unwrap();
+    for flag in [
+        "--enable-leader-election",
+        "--leader-election-lease-duration=35s",
+        "--leader-election-renew-deadline=30s",
+        "--leader-election-retry-period=5s",
+        "--leader-election-release-on-cancel=true",
+        "--leader-election-id=confighub-source-controller-leader-election",
+    ] {
+        assert!(
+            args.contains(&flag.to_string()),
+            "{flag} missing from {args:?}"
+        );
+    }
+    // A new pod is a follower (not ready) beside an old leader: a rolling update would stall.
+    let no_pvc = helm_template(&["persistence.enabled=false"]);
+    assert_eq!(deployment(&no_pvc)["spec"]["strategy"]["type"], "Recreate");
+    // The Lease RBAC is in the release namespace.
+    let role = find(&rendered, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "confighub-source-controller-leader-election")
+        .expect("the leader election Role");
+    assert_eq!(role["metadata"]["namespace"], "flux-system");
+    assert_eq!(role["rules"][0]["resources"], serde_json::json!(["leases"]));
+
+    let off = helm_template(&["leaderElection.enabled=false"]);
+    let args = deployment(&off)["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("leader-election"), "{args}");
+}
+
+#[test]
+fn more_than_one_replica_needs_leader_election_and_own_storage() {
+    let (ok, _, err) = run(
+        "helm",
+        &[
+            "template",
+            RELEASE,
+            CHART,
+            "--set",
+            "replicas=2",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("leaderElection.enabled"), "{err}");
     let (ok, _, err) = run("helm", &["template", RELEASE, CHART, "--set", "replicas=2"]);
     assert!(!ok);
-    assert!(err.contains("leader election"), "{err}");
+    assert!(err.contains("persistence.enabled=false"), "{err}");
+    let rendered = helm_template(&["replicas=2", "persistence.enabled=false"]);
+    assert_eq!(deployment(&rendered)["spec"]["replicas"], 2);
 }
 
 #[test]
@@ -389,6 +440,7 @@ fn values_schema_refuses_mistyped_values() {
         "persistence.enabled=maybe",
         "controller.logFormat=xml",
         "service.httpPort=0",
+        "leaderElection.leaseDuration=soon",
     ] {
         let (ok, _, err) = run("helm", &["template", RELEASE, CHART, "--set", set]);
         assert!(!ok, "--set {set} should be refused");

@@ -70,14 +70,20 @@ pub async fn run(
         .predicate_filter(trigger, Default::default());
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(ctx.options.concurrent);
+    let watch_errors = ctx.metrics.watch_errors.clone();
     Controller::for_stream(stream, reader)
         .with_config(controller_config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(err) = result {
+        .for_each(|result| {
+            if let Err(kube::runtime::controller::Error::QueueError(err)) = &result {
+                watch_errors.inc();
+                // kube's watcher has logged it (at warn) and retries with backoff.
+                tracing::debug!(error = %err, "ConfigHubRepository watch failed");
+            } else if let Err(err) = result {
                 tracing::debug!(error = %err, "reconcile loop");
             }
+            std::future::ready(())
         })
         .await;
 }

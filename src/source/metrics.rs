@@ -68,6 +68,10 @@ pub struct SourceMetrics {
     pub builds_skipped: Family<ObjectLabels, Counter>,
     /// Every HTTP request to ConfigHub, by operation and status code (token exchanges included).
     pub client_requests: ClientRequests,
+    /// Failures of the ConfigHubRepository watch (API server unreachable, refused, too old a
+    /// version): while it fails the controller sees no spec changes. kube's watcher retries with
+    /// backoff.
+    pub watch_errors: Counter,
 }
 
 impl SourceMetrics {
@@ -82,6 +86,7 @@ impl SourceMetrics {
             unit_cache_hits: Counter::default(),
             builds_skipped: Family::default(),
             client_requests: ClientRequests::default(),
+            watch_errors: Counter::default(),
         };
         registry.register(
             "gotk_reconcile_duration_seconds",
@@ -117,6 +122,11 @@ impl SourceMetrics {
             "confighub_client_requests",
             "HTTP requests to ConfigHub by operation and status code ('error' when none arrived), retries and token exchanges included.",
             metrics.client_requests.0.clone(),
+        );
+        registry.register(
+            "confighub_source_watch_errors",
+            "Failures of the ConfigHubRepository watch (retried with backoff); while it fails, spec changes go unseen.",
+            metrics.watch_errors.clone(),
         );
         metrics
     }

@@ -25,7 +25,7 @@ static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 /// test that needs no full check to happen while it works.
 pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub(super) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -83,7 +83,7 @@ fn spawn(
 
 /// Starts `confighub-source-controller run` (behind `wrapper`, e.g. `unshare …`, when not empty) with
 /// the test flags and `extra` ones.
-pub(super) fn spawn_with(
+pub fn spawn_with(
     wrapper: &[&str],
     kubeconfig: &Path,
     storage_path: &Path,
@@ -119,7 +119,7 @@ pub(super) fn spawn_with(
     spawn_tied(cmd).expect("starting the controller")
 }
 
-pub(super) fn wait_ready(http: &str, log: &Path) {
+pub fn wait_ready(http: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = std::net::TcpStream::connect(http).ok().and_then(|mut s| {
