@@ -115,11 +115,7 @@ async fn produce_with(
         ));
     }
     if !fetched.unreleased.is_empty() {
-        notes.push(format!(
-            "left out {} unit(s) never released: {}",
-            fetched.unreleased.len(),
-            list(&fetched.unreleased)
-        ));
+        notes.push(unreleased_note(&fetched.unreleased));
     }
     let summary = format!(
         "{} units ({} objects)",
@@ -190,6 +186,24 @@ async fn build_and_store(
 }
 
 /// At most a handful of names, so a status message stays readable.
+/// "left out 3 unit(s) never released: 2 not assigned to the space's release target ('a', 'b'); 1 …",
+/// grouped by reason (the input is sorted by slug).
+fn unreleased_note(units: &[(String, crate::source::fetch::NeverReleased)]) -> String {
+    let mut by_reason: std::collections::BTreeMap<_, Vec<String>> = Default::default();
+    for (slug, why) in units {
+        by_reason.entry(*why).or_default().push(slug.clone());
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(why, slugs)| format!("{} {} ({})", slugs.len(), why.why(), list(slugs)))
+        .collect();
+    format!(
+        "left out {} unit(s) never released: {}",
+        units.len(),
+        parts.join("; ")
+    )
+}
+
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = names

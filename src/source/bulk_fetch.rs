@@ -1,0 +1,225 @@
+//! Gets the data the cache does not have with ConfigHub's bulk reads (`shared/confighub-api-more.md` §1),
+//! so a first sync of 10,000 units costs a few requests, not 10,000:
+//!
+//! 1. units wanted at their head: `GET /unit_data` — by `UnitID IN (…)` when a few chunks name them all,
+//!    else everything the unit list selected (one request, or pages of `ClientOptions::page_size`);
+//! 2. units wanted at another revision (LastReleased), and heads that moved between the list and the
+//!    read: `GET /revision_data` by `RevisionID IN (…)` — revisions never change, so this is exact;
+//! 3. what is left (no revision ID known, or a server without the bulk endpoints — a 404, said once in the
+//!    log): one unit at a time, as before.
+//!
+//! Every row is checked against the DataHash the unit list gave before it is used or cached.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::cache::{UnitDataCache, data_hash};
+use super::conditions::Failure;
+use super::fetch::{fetch_failure, unit_data};
+use crate::artifact::UnitInput;
+use crate::confighub::{self, BulkQuery, Error, Space, Unit, id_chunks, where_expr::quote};
+
+/// Data downloads in flight at once on the one-by-one path (the client bounds this too).
+const DOWNLOAD_CONCURRENCY: usize = 8;
+/// At most this many `UnitID IN` chunks before reading the whole selection instead: a chunk holds
+/// about 160 IDs, so more than this means most of the space is missing anyway.
+const MAX_ID_CHUNKS: usize = 2;
+/// Room left in the query string for the parameters besides `where`.
+const OTHER_PARAMS: usize = 64;
+
+/// Whether the one-time log line about a server without bulk reads has been written.
+static BULK_UNAVAILABLE_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// A unit at the revision wanted, with what is known about that revision without asking.
+#[derive(Debug)]
+pub(super) struct Wanted {
+    pub unit: Unit,
+    pub revision: i64,
+    /// Whether `revision` is the unit's head.
+    pub head: bool,
+    pub revision_id: Option<String>,
+    /// The revision's DataHash (lowercase), when known.
+    pub hash: Option<String>,
+}
+
+impl Wanted {
+    pub fn input(&self, data: Vec<u8>) -> UnitInput {
+        UnitInput::new(
+            self.unit.slug.clone(),
+            self.unit.toolchain_type.clone(),
+            self.revision,
+            data,
+        )
+    }
+
+    /// Whether `data` is this revision's (by hash, when the hash is known).
+    fn accepts(&self, data: &[u8]) -> Option<String> {
+        let hash = data_hash(data);
+        self.hash
+            .as_deref()
+            .is_none_or(|h| h == hash)
+            .then_some(hash)
+    }
+}
+
+/// The data of every unit in `missing`, downloaded (and cached).
+pub(super) async fn get_missing(
+    client: &confighub::Client,
+    cache: &UnitDataCache,
+    space: &Space,
+    where_: Option<&str>,
+    include_hidden: Option<&str>,
+    missing: Vec<Wanted>,
+) -> Result<Vec<UnitInput>, Failure> {
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pending: HashMap<String, Wanted> = missing
+        .into_iter()
+        .map(|w| (w.unit.unit_id.clone(), w))
+        .collect();
+    let mut got = Vec::new();
+    let in_space = format!("SpaceID = {}", quote(&space.space_id));
+
+    let bulk = async {
+        heads(
+            client,
+            cache,
+            &in_space,
+            where_,
+            include_hidden,
+            &mut pending,
+            &mut got,
+        )
+        .await?;
+        revisions(client, cache, &in_space, &mut pending, &mut got).await
+    };
+    match bulk.await {
+        Ok(()) => {}
+        Err(e) if e.status() == Some(404) => {
+            if !BULK_UNAVAILABLE_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    space = %space.slug,
+                    error = %e,
+                    "ConfigHub has no bulk data reads (404); downloading unit data one unit at a time"
+                );
+            }
+        }
+        Err(e) => return Err(fetch_failure("reading unit data in bulk", &e)),
+    }
+
+    // One by one: what bulk reads could not serve.
+    let space_id = space.space_id.clone();
+    let rest: Vec<(UnitInput, bool)> = futures::stream::iter(pending.into_values())
+        .map(|w| unit_data(client, cache, &space_id, w.unit, w.revision))
+        .buffer_unordered(DOWNLOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    got.extend(rest.into_iter().map(|(input, _)| input));
+    Ok(got)
+}
+
+/// Stores `data` and takes `wanted` off the pending list.
+fn take(
+    cache: &UnitDataCache,
+    wanted: Wanted,
+    data: Vec<u8>,
+    hash: &str,
+    got: &mut Vec<UnitInput>,
+) {
+    if let Err(err) = cache.put(&data) {
+        tracing::warn!(error = %err, "could not cache unit data; it will be downloaded again");
+    }
+    let _ = cache.put_revision_hash(&wanted.unit.unit_id, wanted.revision, hash);
+    got.push(wanted.input(data));
+}
+
+/// Step 1: heads through `GET /unit_data`.
+async fn heads(
+    client: &confighub::Client,
+    cache: &UnitDataCache,
+    in_space: &str,
+    where_: Option<&str>,
+    include_hidden: Option<&str>,
+    pending: &mut HashMap<String, Wanted>,
+    got: &mut Vec<UnitInput>,
+) -> Result<(), Error> {
+    let mut ids: Vec<String> = pending
+        .values()
+        .filter(|w| w.head)
+        .map(|w| w.unit.unit_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort();
+    let chunks = id_chunks(in_space, "UnitID", &ids, OTHER_PARAMS);
+    let queries = if chunks.len() <= MAX_ID_CHUNKS {
+        chunks
+    } else {
+        // The same selection the unit list made; rows of cached units are skipped below.
+        vec![match where_ {
+            Some(w) => format!("{in_space} AND {w}"),
+            None => in_space.to_string(),
+        }]
+    };
+    let page = client.options.page_size.map(|n| n as usize);
+    for where_ in queries {
+        let query = BulkQuery {
+            where_,
+            include_hidden: include_hidden.map(str::to_string),
+        };
+        for row in client.search_unit_data(&query, page).await? {
+            let data = row.data.into_bytes();
+            let Some(wanted) = pending.get(&row.unit_id).filter(|w| w.head) else {
+                continue;
+            };
+            // A head that moved since the list is read by its listed revision in step 2.
+            if let Some(hash) = wanted.accepts(&data) {
+                let wanted = pending.remove(&row.unit_id).expect("present");
+                take(cache, wanted, data, &hash, got);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: other revisions, and heads step 1 could not serve, through `GET /revision_data`.
+async fn revisions(
+    client: &confighub::Client,
+    cache: &UnitDataCache,
+    in_space: &str,
+    pending: &mut HashMap<String, Wanted>,
+    got: &mut Vec<UnitInput>,
+) -> Result<(), Error> {
+    let by_revision: HashMap<String, String> = pending
+        .values()
+        .filter_map(|w| Some((w.revision_id.clone()?, w.unit.unit_id.clone())))
+        .collect();
+    if by_revision.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = by_revision.keys().cloned().collect();
+    ids.sort();
+    for where_ in id_chunks(in_space, "RevisionID", &ids, OTHER_PARAMS) {
+        for row in client
+            .search_revision_data(&where_, confighub::MAX_PAGE)
+            .await?
+        {
+            let Some(unit_id) = by_revision.get(&row.revision_id) else {
+                continue;
+            };
+            let data = row.data.into_bytes();
+            let Some(wanted) = pending.get(unit_id) else {
+                continue;
+            };
+            if let Some(hash) = wanted.accepts(&data) {
+                let wanted = pending.remove(unit_id).expect("present");
+                take(cache, wanted, data, &hash, got);
+            }
+        }
+    }
+    Ok(())
+}
