@@ -4,7 +4,8 @@
 //! 1. units wanted at their head: `GET /unit_data` — by `UnitID IN (…)` when a few chunks name them all,
 //!    else everything the unit list selected (one request, or pages of `ClientOptions::page_size`);
 //! 2. units wanted at another revision (LastReleased), and heads that moved between the list and the
-//!    read: `GET /revision_data` by `RevisionID IN (…)` — revisions never change, so this is exact;
+//!    read when the list gave their revision ID (LastReleased mode asks for it; Head mode keeps its list
+//!    small): `GET /revision_data` by `RevisionID IN (…)` — revisions never change, so this is exact;
 //! 3. what is left (no revision ID known, or a server without the bulk endpoints — a 404, said once in the
 //!    log): one unit at a time, as before.
 //!
@@ -156,31 +157,46 @@ async fn heads(
     }
     ids.sort();
     let chunks = id_chunks(in_space, "UnitID", &ids, OTHER_PARAMS);
-    let queries = if chunks.len() <= MAX_ID_CHUNKS {
-        chunks
-    } else {
-        // The same selection the unit list made; rows of cached units are skipped below.
-        vec![match where_ {
-            Some(w) => format!("{in_space} AND {w}"),
-            None => in_space.to_string(),
-        }]
-    };
     let page = client.options.page_size.map(|n| n as usize);
-    for where_ in queries {
+    let read = |where_: String| {
         let query = BulkQuery {
             where_,
             include_hidden: include_hidden.map(str::to_string),
         };
-        for row in client.search_unit_data(&query, page).await? {
-            let data = row.data.into_bytes();
-            let Some(wanted) = pending.get(&row.unit_id).filter(|w| w.head) else {
-                continue;
-            };
-            // A head that moved since the list is read by its listed revision in step 2.
-            if let Some(hash) = wanted.accepts(&data) {
-                let wanted = pending.remove(&row.unit_id).expect("present");
-                take(cache, wanted, data, &hash, got);
+        async move { client.search_unit_data(&query, page).await }
+    };
+    let mut rows = Vec::new();
+    if chunks.len() <= MAX_ID_CHUNKS {
+        for chunk in chunks {
+            rows.push(read(chunk).await?);
+        }
+    } else {
+        // The same selection the unit list made; rows of cached units are skipped below. A selection
+        // too large for one response is read by UnitID chunks instead.
+        let all = match where_ {
+            Some(w) => format!("{in_space} AND {w}"),
+            None => in_space.to_string(),
+        };
+        match read(all).await {
+            Ok(page) => rows.push(page),
+            Err(Error::TooLarge { .. }) => {
+                tracing::debug!("bulk read too large for one response; reading by UnitID chunks");
+                for chunk in chunks {
+                    rows.push(read(chunk).await?);
+                }
             }
+            Err(e) => return Err(e),
+        }
+    }
+    for row in rows.into_iter().flatten() {
+        let data = row.data.into_bytes();
+        let Some(wanted) = pending.get(&row.unit_id).filter(|w| w.head) else {
+            continue;
+        };
+        // A head that moved since the list is read by its listed revision in step 2.
+        if let Some(hash) = wanted.accepts(&data) {
+            let wanted = pending.remove(&row.unit_id).expect("present");
+            take(cache, wanted, data, &hash, got);
         }
     }
     Ok(())

@@ -9,8 +9,19 @@ use crate::api::RevisionMode;
 use crate::artifact::UnitInput;
 use crate::confighub::{self, DataDownload, ExtendedUnit, Space, Unit};
 
-/// Fields of a unit the controller needs; everything else is trimmed by the server.
-const UNIT_FIELDS: [&str; 9] = [
+/// Fields of a unit the controller needs; everything else is trimmed by the server (the unit list is
+/// the whole cost of an unchanged space, ~350 bytes a unit).
+const HEAD_FIELDS: &[&str] = &[
+    "Slug",
+    "UnitID",
+    "ToolchainType",
+    "HeadRevisionNum",
+    "LastReleasedRevisionNum",
+    "DataHash",
+];
+/// LastReleased mode also needs the head's revision ID (for a bulk read by revision) and what decides
+/// whether a unit can be released.
+const RELEASED_FIELDS: &[&str] = &[
     "Slug",
     "UnitID",
     "ToolchainType",
@@ -109,12 +120,12 @@ pub async fn fetch(
     let where_ = where_.map(str::trim).filter(|w| !w.is_empty());
     let hidden = include_hidden.then_some("*");
     // LastReleased: the released Revision (its ID and DataHash) comes with the list.
-    let include: &[&str] = match mode {
-        RevisionMode::Head => &[],
-        RevisionMode::LastReleased => &["LastReleasedRevisionNum"],
+    let (fields, include): (&[&str], &[&str]) = match mode {
+        RevisionMode::Head => (HEAD_FIELDS, &[]),
+        RevisionMode::LastReleased => (RELEASED_FIELDS, &["LastReleasedRevisionNum"]),
     };
     let units = client
-        .list_units_extended(&space.space_id, where_, &UNIT_FIELDS, hidden, include)
+        .list_units_extended(&space.space_id, where_, fields, hidden, include)
         .await
         .map_err(|e| {
             let mut f = fetch_failure(&format!("listing units of space '{}'", space.slug), &e);
@@ -278,4 +289,35 @@ pub(super) async fn unit_data(
     }
     let _ = cache.put_revision_hash(&unit.unit_id, revision, &hash);
     Ok((input(bytes), true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_released_units_get_the_service_reason() {
+        let mut space = Space::default();
+        let mut unit = Unit::default();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::SpaceHasNoReleaseTarget
+        );
+        space.release_target_id = "t1".into();
+        unit.target_id = "t2".into();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::NotOnReleaseTarget
+        );
+        unit.target_id = "t1".into();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::NotYetReleased
+        );
+        unit.validation_errors.insert("s/t/f".into(), true);
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::ValidationErrors
+        );
+    }
 }

@@ -245,3 +245,28 @@ fn storage_failure(message: String) -> Failure {
         stalled: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fetch::NeverReleased;
+
+    #[test]
+    fn the_unreleased_note_counts_units_by_reason() {
+        let units: Vec<(String, NeverReleased)> = [
+            ("a", NeverReleased::NotOnReleaseTarget),
+            ("b", NeverReleased::NotYetReleased),
+            ("c", NeverReleased::NotOnReleaseTarget),
+            ("d", NeverReleased::ValidationErrors),
+        ]
+        .into_iter()
+        .map(|(s, w)| (s.to_string(), w))
+        .collect();
+        assert_eq!(
+            unreleased_note(&units),
+            "left out 4 unit(s) never released: 2 not assigned to the space's release target \
+             ('a', 'c'); 1 validation errors block their release ('d'); 1 releasable, but no release \
+             published yet ('b')"
+        );
+    }
+}

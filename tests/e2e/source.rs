@@ -302,6 +302,13 @@ async fn last_released_mode_ignores_edits_until_a_release() {
     .await;
     let released = wait_repository(&client, &ns, "rel", "True", None, READY_TIMEOUT).await;
     let released_revision = released.status.unwrap().artifact.unwrap().revision;
+    // The released data came in a bulk read, counted by the client metric.
+    let metrics = controller().metrics().await;
+    assert!(
+        metrics
+            .contains("confighub_client_requests_total{operation=\"SearchUnitData\",code=\"200\"}"),
+        "no bulk read in /metrics"
+    );
 
     // An unreleased edit: several reconciles later, nothing changed.
     hub.put_unit(&space_id, "settings", &config_map("settings", "red"))
