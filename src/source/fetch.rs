@@ -51,10 +51,10 @@ impl NeverReleased {
     /// Words for the Ready message.
     pub fn why(self) -> &'static str {
         match self {
-            NeverReleased::SpaceHasNoReleaseTarget => "the space has no release target",
-            NeverReleased::NotOnReleaseTarget => "not assigned to the space's release target",
-            NeverReleased::ValidationErrors => "validation errors block their release",
-            NeverReleased::NotYetReleased => "releasable, but no release published yet",
+            NeverReleased::SpaceHasNoReleaseTarget => "in a space without a release target",
+            NeverReleased::NotOnReleaseTarget => "not on the space's release target",
+            NeverReleased::ValidationErrors => "with validation errors, which block a release",
+            NeverReleased::NotYetReleased => "releasable but not released yet",
         }
     }
 

@@ -186,7 +186,7 @@ async fn build_and_store(
 }
 
 /// At most a handful of names, so a status message stays readable.
-/// "left out 3 unit(s) never released: 2 not assigned to the space's release target ('a', 'b'); 1 …",
+/// "left out 3 unit(s) never released: 2 not on the space's release target ('a', 'b'); 1 …",
 /// grouped by reason (the input is sorted by slug).
 fn unreleased_note(units: &[(String, crate::source::fetch::NeverReleased)]) -> String {
     let mut by_reason: std::collections::BTreeMap<_, Vec<String>> = Default::default();
@@ -264,9 +264,9 @@ mod tests {
         .collect();
         assert_eq!(
             unreleased_note(&units),
-            "left out 4 unit(s) never released: 2 not assigned to the space's release target \
-             ('a', 'c'); 1 validation errors block their release ('d'); 1 releasable, but no release \
-             published yet ('b')"
+            "left out 4 unit(s) never released: 2 not on the space's release target ('a', 'c'); \
+             1 with validation errors, which block a release ('d'); 1 releasable but not released yet \
+             ('b')"
         );
     }
 }

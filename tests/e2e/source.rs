@@ -275,9 +275,9 @@ async fn last_released_mode_ignores_edits_until_a_release() {
     let ready = condition(&chr, "Ready").unwrap();
     for words in [
         "left out 3 unit(s) never released",
-        "1 not assigned to the space's release target ('elsewhere')",
-        "1 validation errors block their release ('broken')",
-        "1 releasable, but no release published yet ('settings')",
+        "1 not on the space's release target ('elsewhere')",
+        "1 with validation errors, which block a release ('broken')",
+        "1 releasable but not released yet ('settings')",
     ] {
         assert!(ready.message.contains(words), "{words}: {}", ready.message);
     }
