@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::entities::{Params, REVISION_SCHEMA, UNIT_SCHEMA, filtered, list_response, page};
 use super::error::ApiError;
@@ -156,8 +156,5 @@ pub async fn search_revision_data(
             Ok::<_, ApiError>(rows)
         })
         .await?;
-    Ok(list_response(
-        rows.into_iter().map(Value::from).collect(),
-        next,
-    ))
+    Ok(list_response(rows, next))
 }

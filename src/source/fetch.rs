@@ -139,13 +139,16 @@ pub async fn fetch(
     let mut inputs = Vec::new();
     let mut missing = Vec::new();
     for extended in units {
-        let wanted = match wanted(extended, mode, cache) {
-            Ok(w) => w,
-            Err(unit) => {
-                unreleased.push((unit.slug.clone(), NeverReleased::of(&space, &unit)));
-                continue;
-            }
+        let revision = match mode {
+            RevisionMode::Head => extended.unit.head_revision_num,
+            RevisionMode::LastReleased => extended.unit.last_released_revision_num,
         };
+        if revision <= 0 {
+            let why = NeverReleased::of(&space, &extended.unit);
+            unreleased.push((extended.unit.slug, why));
+            continue;
+        }
+        let wanted = wanted(extended, revision, cache);
         match wanted.hash.as_deref().and_then(|h| cache.get(h)) {
             Some(data) => inputs.push(wanted.input(data)),
             None => missing.push(wanted),
@@ -166,21 +169,9 @@ pub async fn fetch(
     })
 }
 
-/// The revision of a listed unit the mode wants, with its ID and DataHash when known without asking;
-/// `Err(unit)` for a unit never released (LastReleased mode).
-fn wanted(
-    extended: ExtendedUnit,
-    mode: RevisionMode,
-    cache: &UnitDataCache,
-) -> Result<Wanted, Unit> {
+/// A listed unit at `revision` (≥ 1), with the revision's ID and DataHash when known without asking.
+fn wanted(extended: ExtendedUnit, revision: i64, cache: &UnitDataCache) -> Wanted {
     let unit = extended.unit;
-    let revision = match mode {
-        RevisionMode::Head => unit.head_revision_num,
-        RevisionMode::LastReleased => unit.last_released_revision_num,
-    };
-    if revision <= 0 {
-        return Err(unit);
-    }
     let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
     let (revision_id, hash) = if revision == unit.head_revision_num {
         (
@@ -198,13 +189,13 @@ fn wanted(
     } else {
         (None, cache.revision_hash(&unit.unit_id, revision))
     };
-    Ok(Wanted {
+    Wanted {
         head: revision == unit.head_revision_num,
         unit,
         revision,
         revision_id,
         hash,
-    })
+    }
 }
 
 /// One unit's data at `revision`, one request or two (the fallback when bulk reads cannot serve it);

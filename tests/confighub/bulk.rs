@@ -193,7 +193,12 @@ async fn revision_data_is_distinct_per_unit_unless_off_with_a_limit() {
     );
     // By RevisionID: exactly those.
     let head = c.get_unit(&s.space_id, &ids[0]).await.unwrap();
-    let chunks = id_chunks(&in_space, "RevisionID", &[head.head_revision_id.clone()], 0);
+    let chunks = id_chunks(
+        &in_space,
+        "RevisionID",
+        std::slice::from_ref(&head.head_revision_id),
+        0,
+    );
     let exact = c.search_revision_data(&chunks[0], 1000).await.unwrap();
     assert_eq!(exact.len(), 1);
     assert_eq!(exact[0].data_hash, head.data_hash);
