@@ -7,6 +7,8 @@ mod support;
 
 #[path = "confighub/auth.rs"]
 mod auth;
+#[path = "confighub/bulk.rs"]
+mod bulk;
 #[path = "confighub/cli.rs"]
 mod cli;
 #[path = "confighub/client_ops.rs"]

@@ -3,6 +3,7 @@
 //! every error keeps ConfigHub's `Code`, `Message` and `X-Request-Id`.
 
 mod auth;
+mod bulk;
 pub(crate) mod client;
 pub(crate) mod codec;
 mod error;
@@ -15,6 +16,7 @@ pub mod where_expr;
 
 pub use auth::Credentials;
 pub(crate) use auth::{base64url_decode, base64url_encode};
+pub use bulk::{BulkQuery, MAX_PAGE, MAX_QUERY_CHARS, id_chunks};
 pub use client::{
     AUTH_WORKER_OPERATION, Client, ClientOptions, ClientStats, DataDownload, DownloadRequest,
     RequestObserver,

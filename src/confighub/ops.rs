@@ -66,6 +66,22 @@ impl Client {
         select: &[&str],
         include_hidden: Option<&str>,
     ) -> Result<Vec<Unit>, Error> {
+        let units = self
+            .list_units_extended(space_id, where_, select, include_hidden, &[])
+            .await?;
+        Ok(units.into_iter().map(|u| u.unit).collect())
+    }
+
+    /// [`Client::list_units_hidden`] with `include` (e.g. `LastReleasedRevisionNum`, which adds each
+    /// Unit's last released Revision), returning the `ExtendedUnit`s.
+    pub async fn list_units_extended(
+        &self,
+        space_id: &str,
+        where_: Option<&str>,
+        select: &[&str],
+        include_hidden: Option<&str>,
+        include: &[&str],
+    ) -> Result<Vec<ExtendedUnit>, Error> {
         let mut call = self.call("ListUnits", Method::GET, &["space", space_id, "unit"]);
         if let Some(w) = where_ {
             call.query.push(("where", w.to_string()));
@@ -76,8 +92,10 @@ impl Client {
         if !select.is_empty() {
             call.query.push(("select", select.join(",")));
         }
-        let units: Vec<ExtendedUnit> = self.fetch_list(call, true).await?;
-        Ok(units.into_iter().map(|u| u.unit).collect())
+        if !include.is_empty() {
+            call.query.push(("include", include.join(",")));
+        }
+        self.fetch_list(call, true).await
     }
 
     /// `POST /space/{id}/unit`: the new Unit starts at revision 1, empty.

@@ -124,6 +124,10 @@ pub struct Unit {
     pub head_revision_id: String,
     /// 0 until a Release bundles the Unit.
     pub last_released_revision_num: i64,
+    /// `"<space>/<trigger>/<function>"` → true for each failing validating Trigger; any entry blocks
+    /// the Unit's release (422).
+    #[serde(deserialize_with = "nullable")]
+    pub validation_errors: BoolMap,
     /// Non-empty for a hidden Unit (e.g. `BackingUnit`): lists leave it out unless asked for
     /// (`include_hidden`, or a `where` naming it or mentioning `HiddenReason`).
     #[serde(deserialize_with = "nullable")]
@@ -230,6 +234,49 @@ pub struct Release {
     pub version: i64,
 }
 
+/// `POST /space/{id}/release` answer: the Release, and what happened (e.g. that the bundle equals the
+/// latest Release, which is then returned and nothing new is created).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReleasePublishResponse {
+    pub release: Release,
+    #[serde(deserialize_with = "nullable")]
+    pub message: String,
+}
+
+/// Where a Space's Units are delivered; a Release bundles the Units on the Space's `ReleaseTargetID`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Target {
+    #[serde(rename = "TargetID", deserialize_with = "nullable")]
+    pub target_id: String,
+    #[serde(rename = "SpaceID", deserialize_with = "nullable")]
+    pub space_id: String,
+    #[serde(rename = "OrganizationID", deserialize_with = "nullable")]
+    pub organization_id: String,
+    pub slug: String,
+    pub display_name: String,
+    pub toolchain_type: String,
+    pub provider_type: String,
+    #[serde(deserialize_with = "nullable")]
+    pub labels: StringMap,
+    #[serde(deserialize_with = "nullable")]
+    pub annotations: StringMap,
+    pub entity_type: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// `ListTargets` / `GetTarget` item.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExtendedTarget {
+    pub target: Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ResponseError>,
+}
+
 /// The envelope-level error some responses carry next to the entity.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -263,8 +310,49 @@ pub struct ExtendedUnit {
     pub unit: Unit,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_revision: Option<Revision>,
+    /// With `include=LastReleasedRevisionNum`: the Revision last released (absent when none is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_released_revision: Option<Revision>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ResponseError>,
+}
+
+/// `SearchUnitData` (`GET /unit_data`) row: a Unit's head data. `Data` is the document as a plain JSON
+/// string, not base64.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UnitData {
+    #[serde(rename = "UnitID", deserialize_with = "nullable")]
+    pub unit_id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub slug: String,
+    #[serde(rename = "SpaceID", deserialize_with = "nullable")]
+    pub space_id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub space_slug: String,
+    #[serde(deserialize_with = "nullable")]
+    pub data: String,
+    #[serde(deserialize_with = "nullable")]
+    pub data_hash: String,
+    pub data_size: i64,
+}
+
+/// `SearchRevisionData` (`GET /revision_data`) row: one Revision's data, a plain JSON string.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RevisionData {
+    #[serde(rename = "RevisionID", deserialize_with = "nullable")]
+    pub revision_id: String,
+    pub revision_num: i64,
+    #[serde(rename = "UnitID", deserialize_with = "nullable")]
+    pub unit_id: String,
+    #[serde(rename = "SpaceID", deserialize_with = "nullable")]
+    pub space_id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub data: String,
+    #[serde(deserialize_with = "nullable")]
+    pub data_hash: String,
+    pub data_size: i64,
 }
 
 /// `GetExtendedRevision` / `ListExtendedRevisions` item.
@@ -364,6 +452,9 @@ pub struct UnitCreate {
     /// Non-empty: the Unit is hidden from lists unless asked for.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub hidden_reason: String,
+    /// The Target the Unit is delivered to; a Release bundles the Units on the Space's release Target.
+    #[serde(rename = "TargetID", skip_serializing_if = "String::is_empty")]
+    pub target_id: String,
 }
 
 /// Body of `POST /space/{id}/change_set`.
@@ -390,6 +481,9 @@ pub struct UnitPatch {
     pub last_change_description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Assigns the Unit to a Target (a Release bundles the Units on the Space's release Target).
+    #[serde(rename = "TargetID", skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
     /// When set, the server refuses the patch with 409 if the Unit moved on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,

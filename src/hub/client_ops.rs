@@ -149,11 +149,55 @@ impl Client {
         Ok(sets.into_iter().map(|c| c.change_set).collect())
     }
 
-    /// `POST /space/{id}/release`: publishes the Space's Units at their heads.
+    /// `POST /space/{id}/release`: publishes the Units on the Space's release Target at their heads.
     pub async fn publish_release(&self, space_id: &str) -> Result<Release, Error> {
+        Ok(self.publish_release_response(space_id).await?.release)
+    }
+
+    /// [`Client::publish_release`] with the server's `Message`.
+    pub async fn publish_release_response(
+        &self,
+        space_id: &str,
+    ) -> Result<ReleasePublishResponse, Error> {
         let op = "PublishRelease";
         let mut call = self.call(op, Method::POST, &["space", space_id, "release"]);
         call.body = Some(("application/json", Bytes::from_static(b"{}")));
+        self.fetch_json(&call).await
+    }
+
+    /// `POST /space/{id}/target`.
+    pub async fn create_target(
+        &self,
+        space_id: &str,
+        slug: &str,
+        toolchain_type: &str,
+        provider_type: &str,
+    ) -> Result<Target, Error> {
+        let op = "CreateTarget";
+        let mut call = self.call(op, Method::POST, &["space", space_id, "target"]);
+        let body = serde_json::json!({
+            "Slug": slug, "ToolchainType": toolchain_type, "ProviderType": provider_type,
+        });
+        call.body = Some(("application/json", Self::json_body(op, &body)?));
+        self.fetch_json(&call).await
+    }
+
+    /// `GET /space/{id}/target`.
+    pub async fn list_targets(&self, space_id: &str) -> Result<Vec<Target>, Error> {
+        let call = self.call("ListTargets", Method::GET, &["space", space_id, "target"]);
+        let targets: Vec<ExtendedTarget> = self.fetch_list(call, false).await?;
+        Ok(targets.into_iter().map(|t| t.target).collect())
+    }
+
+    /// `PATCH /space/{id}` as a merge patch (e.g. `{"ReleaseTargetID": "…"}`).
+    pub async fn patch_space(
+        &self,
+        space_id: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Space, Error> {
+        let op = "PatchSpace";
+        let mut call = self.call(op, Method::PATCH, &["space", space_id]);
+        call.body = Some(("application/merge-patch+json", Self::json_body(op, patch)?));
         self.fetch_json(&call).await
     }
 }

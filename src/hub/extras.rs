@@ -8,7 +8,7 @@ use sha2::Digest;
 use super::entities::now;
 use super::error::ApiError;
 use super::{CONFIGHUB_VERSION, Hub, store, validate};
-use crate::confighub::{ApiInfo, OrganizationMember, Release};
+use crate::confighub::{ApiInfo, OrganizationMember, Release, ReleasePublishResponse};
 
 pub async fn info() -> Json<ApiInfo> {
     Json(ApiInfo {
@@ -31,29 +31,68 @@ pub async fn me(State(hub): State<Hub>) -> Json<OrganizationMember> {
     })
 }
 
-/// Publishes every Unit of the Space at its head: sets `LastReleasedRevisionNum`, records the
-/// Release on each bundled Revision, and returns the `Release`. The hub has no Targets or OCI
-/// registry, so all Units are bundled and `Digest` covers the Units' slugs and DataHashes.
+/// Publishes the Units on the Space's release Target at their heads, as the service does
+/// (`shared/confighub-api-more.md` §4): sets their `LastReleasedRevisionNum`, records the Release on each
+/// bundled Revision, and answers `{Release, Message}`. A Space without `ReleaseTargetID` releases
+/// nothing (400); a bundled Unit with `ValidationErrors` refuses the whole Release (422); a bundle equal
+/// to the latest Release creates nothing and returns that one. The hub has no OCI registry, so `Digest`
+/// covers the bundled Units' slugs and DataHashes.
 pub async fn publish_release(
     State(hub): State<Hub>,
     Path(space_id): Path<String>,
     body: Bytes,
-) -> Result<Json<Release>, ApiError> {
+) -> Result<Json<ReleasePublishResponse>, ApiError> {
     let sid = validate::uuid("space_id", &space_id)?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let _: serde_json::Value = validate::json_body(&body)?;
     }
-    let release = hub
+    let response = hub
         .db(move |tx, ids| {
-            store::space_or_404(tx, &sid)?;
+            let space = store::space_or_404(tx, &sid)?;
+            if space.release_target_id.is_empty() {
+                return Err(ApiError::bad_request(
+                    "Space has no ReleaseTargetID: no Units can be released",
+                ));
+            }
+            let units: Vec<_> = store::list_units(tx, &sid)?
+                .into_iter()
+                .filter(|u| u.target_id == space.release_target_id)
+                .collect();
+            let blocked: Vec<&str> = units
+                .iter()
+                .filter(|u| u.validation_errors.values().any(|e| *e))
+                .map(|u| u.slug.as_str())
+                .collect();
+            if !blocked.is_empty() {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "A Unit to be bundled has outstanding validation errors: {}",
+                        blocked.join(", ")
+                    ),
+                ));
+            }
+            let mut hasher = sha2::Sha256::new();
+            for unit in &units {
+                hasher.update(format!("{}\0{}\n", unit.slug, unit.data_hash));
+            }
+            let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+            if let Some(latest) = store::latest_release(tx, &sid)?
+                .filter(|r| r.digest == digest && r.target_id == space.release_target_id)
+            {
+                return Ok(ReleasePublishResponse {
+                    release: latest,
+                    message:
+                        "The bundle is identical to the latest Release; nothing was published."
+                            .into(),
+                });
+            }
             let now = now();
             let num = store::next_release_num(tx, &sid)?;
             let release_id = uuid::Uuid::new_v4().to_string();
-            let mut hasher = sha2::Sha256::new();
             let mut data_size = 0;
-            let units = store::list_units(tx, &sid)?;
-            for mut unit in units.clone() {
-                hasher.update(format!("{}\0{}\n", unit.slug, unit.data_hash));
+            for unit in &units {
+                let mut unit = unit.clone();
                 data_size += unit.data_size;
                 if let Some(mut rev) =
                     store::get_revision(tx, &unit.unit_id, &unit.head_revision_id)?
@@ -72,7 +111,8 @@ pub async fn publish_release(
                 release_num: num,
                 space_id: sid,
                 organization_id: ids.org_id.clone(),
-                digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+                target_id: space.release_target_id.clone(),
+                digest,
                 published: true,
                 unit_count: units.len() as i64,
                 data_size,
@@ -84,8 +124,11 @@ pub async fn publish_release(
                 ..Default::default()
             };
             store::insert_release(tx, &release)?;
-            Ok(release)
+            Ok(ReleasePublishResponse {
+                release,
+                message: format!("Published Release {num} with {} Units.", units.len()),
+            })
         })
         .await?;
-    Ok(Json(release))
+    Ok(Json(response))
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{CONFIGHUB_VERSION, Hub};
+use crate::confighub::MAX_QUERY_CHARS;
 
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -23,10 +24,17 @@ pub async fn api_layer(State(hub): State<Hub>, req: Request, next: Next) -> Resp
     let path = req.uri().path().to_string();
     let public = path == "/api/info" || path == "/auth/worker";
     let authorized = public || bearer(&req).is_some_and(|t| hub.accepts_token(t));
-    let response = if authorized {
-        next.run(req).await
-    } else {
+    let query_len = req.uri().query().map_or(0, str::len);
+    let response = if !authorized {
         ApiError::unauthorized().into_response()
+    } else if query_len > MAX_QUERY_CHARS {
+        // As the service: a query string over 8,192 characters is refused (clients chunk `IN` lists).
+        ApiError::bad_request(format!(
+            "query string of {query_len} characters is longer than {MAX_QUERY_CHARS}"
+        ))
+        .into_response()
+    } else {
+        next.run(req).await
     };
     let mut response = shape_error(response).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), %request_id, "hub request");

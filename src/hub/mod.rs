@@ -5,6 +5,7 @@
 //! what is supported and where it deliberately differs.
 
 mod auth;
+mod bulk;
 pub mod cli;
 mod client_ops;
 pub(crate) mod entities;
@@ -14,8 +15,10 @@ pub mod import;
 mod middleware;
 mod revisions;
 mod store;
+mod targets;
 mod units;
 pub mod validate;
+mod vet;
 pub mod where_parser;
 
 use std::future::Future;
@@ -182,7 +185,18 @@ pub fn router(hub: Hub) -> Router {
             "/space",
             get(entities::list_spaces).post(entities::create_space),
         )
-        .route("/space/{space_id}", get(entities::get_space))
+        .route(
+            "/space/{space_id}",
+            get(entities::get_space).patch(targets::patch_space),
+        )
+        .route(
+            "/space/{space_id}/target",
+            get(targets::list_targets).post(targets::create_target),
+        )
+        .route(
+            "/space/{space_id}/target/{target_id}",
+            get(targets::get_target),
+        )
         .route(
             "/space/{space_id}/unit",
             get(units::list_units).post(units::create_unit),
@@ -218,7 +232,9 @@ pub fn router(hub: Hub) -> Router {
             "/space/{space_id}/change_set/{change_set_id}",
             get(entities::get_change_set),
         )
-        .route("/space/{space_id}/release", post(extras::publish_release));
+        .route("/space/{space_id}/release", post(extras::publish_release))
+        .route("/unit_data", get(bulk::search_unit_data))
+        .route("/revision_data", get(bulk::search_revision_data));
     Router::new()
         .nest("/api", api)
         .route("/auth/worker", post(auth::worker_login))

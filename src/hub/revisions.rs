@@ -131,6 +131,9 @@ pub async fn upload_unit_data(
             unit.head_revision_id = revision.revision_id.clone();
             unit.data_hash = revision.data_hash.clone();
             unit.data_size = revision.data_size;
+            let space = store::space_or_404(tx, &unit.space_id)?;
+            unit.validation_errors =
+                super::vet::validation_errors(&space.slug, &unit.toolchain_type, &body);
             unit.last_change_description = description;
             unit.updated_at = Some(now);
             unit.version += 1;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::confighub::{ChangeSet, Release, Revision, Space, Unit};
+use crate::confighub::{ChangeSet, Release, Revision, Space, Target, Unit};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS revisions (
     id TEXT PRIMARY KEY, unit_id TEXT NOT NULL, num INTEGER NOT NULL, body TEXT NOT NULL,
     data BLOB NOT NULL, UNIQUE (unit_id, num));
 CREATE TABLE IF NOT EXISTS change_sets (
+    id TEXT PRIMARY KEY, space_id TEXT NOT NULL, slug TEXT NOT NULL, body TEXT NOT NULL,
+    UNIQUE (space_id, slug));
+CREATE TABLE IF NOT EXISTS targets (
     id TEXT PRIMARY KEY, space_id TEXT NOT NULL, slug TEXT NOT NULL, body TEXT NOT NULL,
     UNIQUE (space_id, slug));
 CREATE TABLE IF NOT EXISTS releases (
@@ -137,6 +140,11 @@ pub fn list_units(conn: &Connection, space_id: &str) -> Result<Vec<Unit>, ApiErr
     )
 }
 
+/// Every Unit of the organization, in ID order (the bulk reads).
+pub fn list_all_units(conn: &Connection) -> Result<Vec<Unit>, ApiError> {
+    all(conn, "SELECT body FROM units ORDER BY id", &[])
+}
+
 pub fn put_unit(conn: &Connection, u: &Unit) -> Result<(), ApiError> {
     conn.execute(
         "INSERT OR REPLACE INTO units (id, space_id, slug, body) VALUES (?1, ?2, ?3, ?4)",
@@ -169,6 +177,27 @@ pub fn list_revisions(conn: &Connection, unit_id: &str) -> Result<Vec<Revision>,
         "SELECT body FROM revisions WHERE unit_id = ?1 ORDER BY num",
         &[unit_id],
     )
+}
+
+/// Every Revision of the organization, in ID order (the bulk reads).
+pub fn list_all_revisions(conn: &Connection) -> Result<Vec<Revision>, ApiError> {
+    all(conn, "SELECT body FROM revisions ORDER BY id", &[])
+}
+
+/// Revision `num` of unit `unit_id`.
+pub fn revision_by_num(
+    conn: &Connection,
+    unit_id: &str,
+    num: i64,
+) -> Result<Option<Revision>, ApiError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM revisions WHERE unit_id = ?1 AND num = ?2",
+            params![unit_id, num],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.map(decode).transpose()
 }
 
 pub fn revision_data(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
@@ -234,6 +263,57 @@ pub fn put_change_set(conn: &Connection, c: &ChangeSet) -> Result<(), ApiError> 
         params![c.change_set_id, c.space_id, c.slug, encode(c)?],
     )?;
     Ok(())
+}
+
+pub fn get_target(conn: &Connection, id: &str) -> Result<Option<Target>, ApiError> {
+    one(conn, "SELECT body FROM targets WHERE id = ?1", &[id])
+}
+
+pub fn target_by_slug(
+    conn: &Connection,
+    space_id: &str,
+    slug: &str,
+) -> Result<Option<Target>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM targets WHERE space_id = ?1 AND slug = ?2",
+        &[space_id, slug],
+    )
+}
+
+pub fn list_targets(conn: &Connection, space_id: &str) -> Result<Vec<Target>, ApiError> {
+    all(
+        conn,
+        "SELECT body FROM targets WHERE space_id = ?1 ORDER BY slug",
+        &[space_id],
+    )
+}
+
+pub fn put_target(conn: &Connection, t: &Target) -> Result<(), ApiError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO targets (id, space_id, slug, body) VALUES (?1, ?2, ?3, ?4)",
+        params![t.target_id, t.space_id, t.slug, encode(t)?],
+    )?;
+    Ok(())
+}
+
+/// A Unit's `TargetID` must name a Target of the organization (or be empty).
+pub fn ensure_target(conn: &Connection, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || get_target(conn, id)?.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "TargetID {id} names no Target"
+    )))
+}
+
+/// The Space's latest Release (highest `ReleaseNum`), if any.
+pub fn latest_release(conn: &Connection, space_id: &str) -> Result<Option<Release>, ApiError> {
+    one(
+        conn,
+        "SELECT body FROM releases WHERE space_id = ?1 ORDER BY num DESC LIMIT 1",
+        &[space_id],
+    )
 }
 
 pub fn next_release_num(conn: &Connection, space_id: &str) -> Result<i64, ApiError> {

@@ -66,16 +66,92 @@ pub async fn list_units(
     let always = ["UnitID", "SpaceID", "OrganizationID", "Slug"];
     select(&mut values, &q, &known, &always, &named)?;
     let (values, next) = page(values, &q)?;
-    Ok(list_response(
-        values.into_iter().map(|u| json!({"Unit": u})).collect(),
-        next,
-    ))
+    let include = includes(&q)?;
+    let items = if include.is_empty() {
+        values.into_iter().map(|u| json!({"Unit": u})).collect()
+    } else {
+        hub.db(move |tx, _| {
+            values
+                .into_iter()
+                .map(|u| expand(tx, u, &include))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    };
+    Ok(list_response(items, next))
+}
+
+/// The Unit `include` values the service accepts (`shared/confighub-api-more.md` §1). The hub expands
+/// `HeadRevisionNum` → `HeadRevision` and `LastReleasedRevisionNum` → `LastReleasedRevision`; the others
+/// name entities it does not model and add nothing.
+const INCLUDABLE: &[&str] = &[
+    "ChangeSetID",
+    "FromLinkID",
+    "HeadMutationNum",
+    "HeadRevisionNum",
+    "LastReleasedRevisionNum",
+    "OrganizationID",
+    "SpaceID",
+    "TargetID",
+    "UnitEventID",
+    "UpstreamSpaceID",
+    "UpstreamUnitID",
+];
+
+fn includes(q: &std::collections::HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let Some(list) = q.get("include") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !INCLUDABLE.contains(&name) {
+            return Err(ApiError::bad_request(format!(
+                "include: unknown value {name}"
+            )));
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// `{"Unit": …}` plus the included Revisions the Unit has (the revision number survives `select` only if
+/// selected, so it is read from the stored Unit).
+fn expand(tx: &rusqlite::Connection, unit: Value, include: &[String]) -> Result<Value, ApiError> {
+    let mut item = json!({ "Unit": unit });
+    let id = item["Unit"]["UnitID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let Some(stored) = store::get_unit(
+        tx,
+        item["Unit"]["SpaceID"].as_str().unwrap_or_default(),
+        &id,
+    )?
+    else {
+        return Ok(item);
+    };
+    for (name, key, num) in [
+        ("HeadRevisionNum", "HeadRevision", stored.head_revision_num),
+        (
+            "LastReleasedRevisionNum",
+            "LastReleasedRevision",
+            stored.last_released_revision_num,
+        ),
+    ] {
+        if num > 0
+            && include.iter().any(|i| i == name)
+            && let Some(rev) = store::revision_by_num(tx, &id, num)?
+        {
+            item[key] = serde_json::to_value(rev)?;
+        }
+    }
+    Ok(item)
 }
 
 /// Whether a listed Unit is shown, as the service decides: every Unit that is not hidden, and a hidden one
 /// when `include_hidden` names its reason (or is `*`), or `where` mentions `HiddenReason` or names Units
 /// by `Slug` or `UnitID` with `=` or `IN`.
-fn shown(unit: &Value, q: &std::collections::HashMap<String, String>) -> bool {
+pub(crate) fn shown(unit: &Value, q: &std::collections::HashMap<String, String>) -> bool {
     let reason = unit["HiddenReason"].as_str().unwrap_or_default();
     if reason.is_empty() {
         return true;
@@ -111,8 +187,7 @@ pub async fn get_unit(
         .await?;
     Ok(Json(ExtendedUnit {
         unit,
-        head_revision: None,
-        error: None,
+        ..Default::default()
     }))
 }
 
@@ -129,6 +204,7 @@ pub async fn create_unit(
     let unit = hub
         .db(move |tx, ids| {
             store::space_or_404(tx, &sid)?;
+            store::ensure_target(tx, &req.target_id)?;
             if let Some(existing) = store::unit_by_slug(tx, &sid, &req.slug)? {
                 return if allow_exists {
                     Ok(existing)
@@ -184,6 +260,7 @@ pub async fn create_unit(
                 head_revision_num: 1,
                 head_revision_id: revision.revision_id.clone(),
                 last_released_revision_num: 0,
+                validation_errors: Default::default(),
                 hidden_reason,
                 entity_type: "unit".into(),
                 created_at: Some(now),
@@ -226,6 +303,7 @@ fn check_version(expected: i64, unit: &Unit) -> Result<(), ApiError> {
 fn save_edit(tx: &rusqlite::Connection, mut unit: Unit, changes: Unit) -> Result<Unit, ApiError> {
     apply_writable(&mut unit, changes);
     ensure_slug_free(tx, &unit)?;
+    store::ensure_target(tx, &unit.target_id)?;
     unit.version += 1;
     unit.updated_at = Some(now());
     store::put_unit(tx, &unit)?;

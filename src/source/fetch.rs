@@ -1,16 +1,17 @@
-//! Fetch: resolve the space, list the selected units (one request), and get each unit's data at the
-//! revision the mode asks for — from the content-addressed cache when possible, from ConfigHub otherwise.
+//! Fetch: resolve the space, list the selected units (one request), and get the data of each at the
+//! revision the mode asks for — from the content-addressed cache when possible, from ConfigHub's bulk
+//! data reads otherwise ([`super::bulk_fetch`]).
 
-use futures::{StreamExt, TryStreamExt};
-
-use super::cache::{UnitDataCache, data_hash};
+use super::bulk_fetch::{self, Wanted};
+use super::cache::UnitDataCache;
 use super::conditions::{FailedStep, Failure};
 use crate::api::RevisionMode;
 use crate::artifact::UnitInput;
-use crate::confighub::{self, DataDownload, Space, Unit};
+use crate::confighub::{self, DataDownload, ExtendedUnit, Space, Unit};
 
-/// Fields of a unit the controller needs; everything else is trimmed by the server.
-const UNIT_FIELDS: [&str; 6] = [
+/// Fields of a unit the controller needs; everything else is trimmed by the server (the unit list is
+/// the whole cost of an unchanged space, ~350 bytes a unit).
+const HEAD_FIELDS: &[&str] = &[
     "Slug",
     "UnitID",
     "ToolchainType",
@@ -18,16 +19,66 @@ const UNIT_FIELDS: [&str; 6] = [
     "LastReleasedRevisionNum",
     "DataHash",
 ];
-/// Data downloads in flight at once (the client bounds this too).
-const DOWNLOAD_CONCURRENCY: usize = 8;
+/// LastReleased mode also needs the head's revision ID (for a bulk read by revision) and what decides
+/// whether a unit can be released.
+const RELEASED_FIELDS: &[&str] = &[
+    "Slug",
+    "UnitID",
+    "ToolchainType",
+    "HeadRevisionNum",
+    "HeadRevisionID",
+    "LastReleasedRevisionNum",
+    "DataHash",
+    "TargetID",
+    "ValidationErrors",
+];
+
+/// Why a unit has never been released, as the service decides what a Release bundles
+/// (`shared/confighub-api-more.md` §4, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NeverReleased {
+    /// The space has no `ReleaseTargetID`, so publishing bundles nothing.
+    SpaceHasNoReleaseTarget,
+    /// The unit's `TargetID` is not the space's release target.
+    NotOnReleaseTarget,
+    /// The unit has `ValidationErrors`, which make a release refuse it (422).
+    ValidationErrors,
+    /// Releasable, but no release has been published since.
+    NotYetReleased,
+}
+
+impl NeverReleased {
+    /// Words for the Ready message.
+    pub fn why(self) -> &'static str {
+        match self {
+            NeverReleased::SpaceHasNoReleaseTarget => "in a space without a release target",
+            NeverReleased::NotOnReleaseTarget => "not on the space's release target",
+            NeverReleased::ValidationErrors => "with validation errors, which block a release",
+            NeverReleased::NotYetReleased => "releasable but not released yet",
+        }
+    }
+
+    fn of(space: &Space, unit: &Unit) -> NeverReleased {
+        if space.release_target_id.is_empty() {
+            NeverReleased::SpaceHasNoReleaseTarget
+        } else if unit.target_id != space.release_target_id {
+            NeverReleased::NotOnReleaseTarget
+        } else if unit.validation_errors.values().any(|e| *e) {
+            NeverReleased::ValidationErrors
+        } else {
+            NeverReleased::NotYetReleased
+        }
+    }
+}
 
 /// Units at the revisions chosen, plus what was left out and why.
 #[derive(Debug, Default)]
 pub struct Fetched {
     pub space: Space,
     pub units: Vec<UnitInput>,
-    /// Units never released (LastReleased mode), left out of the artifact.
-    pub unreleased: Vec<String>,
+    /// Units never released (LastReleased mode), left out of the artifact, sorted by slug.
+    pub unreleased: Vec<(String, NeverReleased)>,
+    /// Units whose data came from ConfigHub (bulk or one by one) rather than the cache.
     pub downloads: usize,
     pub cache_hits: usize,
 }
@@ -56,8 +107,8 @@ pub async fn resolve_space(client: &confighub::Client, space_ref: &str) -> Resul
 }
 
 /// Lists the units of `space` matching `where_` (one request; hidden units only with `include_hidden`) and
-/// gets their data at the revision `mode` asks for, from the cache when possible. An unchanged space
-/// costs that one request and no downloads.
+/// gets their data at the revision `mode` asks for: from the cache when possible, the rest in bulk. An
+/// unchanged space costs that one request and no data.
 pub async fn fetch(
     client: &confighub::Client,
     cache: &UnitDataCache,
@@ -68,8 +119,13 @@ pub async fn fetch(
 ) -> Result<Fetched, Failure> {
     let where_ = where_.map(str::trim).filter(|w| !w.is_empty());
     let hidden = include_hidden.then_some("*");
+    // LastReleased: the released Revision (its ID and DataHash) comes with the list.
+    let (fields, include): (&[&str], &[&str]) = match mode {
+        RevisionMode::Head => (HEAD_FIELDS, &[]),
+        RevisionMode::LastReleased => (RELEASED_FIELDS, &["LastReleasedRevisionNum"]),
+    };
     let units = client
-        .list_units_hidden(&space.space_id, where_, &UNIT_FIELDS, hidden)
+        .list_units_extended(&space.space_id, where_, fields, hidden, include)
         .await
         .map_err(|e| {
             let mut f = fetch_failure(&format!("listing units of space '{}'", space.slug), &e);
@@ -80,40 +136,71 @@ pub async fn fetch(
         })?;
 
     let mut unreleased = Vec::new();
-    let mut wanted = Vec::new();
-    for unit in units {
+    let mut inputs = Vec::new();
+    let mut missing = Vec::new();
+    for extended in units {
         let revision = match mode {
-            RevisionMode::Head => unit.head_revision_num,
-            RevisionMode::LastReleased => unit.last_released_revision_num,
+            RevisionMode::Head => extended.unit.head_revision_num,
+            RevisionMode::LastReleased => extended.unit.last_released_revision_num,
         };
         if revision <= 0 {
-            unreleased.push(unit.slug.clone());
-        } else {
-            wanted.push((unit, revision));
+            let why = NeverReleased::of(&space, &extended.unit);
+            unreleased.push((extended.unit.slug, why));
+            continue;
+        }
+        let wanted = wanted(extended, revision, cache);
+        match wanted.hash.as_deref().and_then(|h| cache.get(h)) {
+            Some(data) => inputs.push(wanted.input(data)),
+            None => missing.push(wanted),
         }
     }
     unreleased.sort();
-
-    let space_id = space.space_id.clone();
-    let results: Vec<(UnitInput, bool)> = futures::stream::iter(wanted)
-        .map(|(unit, revision)| unit_data(client, cache, &space_id, unit, revision))
-        .buffer_unordered(DOWNLOAD_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let downloads = results.iter().filter(|(_, downloaded)| *downloaded).count();
-    let cache_hits = results.len() - downloads;
-    let units = results.into_iter().map(|(u, _)| u).collect();
+    let cache_hits = inputs.len();
+    let downloaded =
+        bulk_fetch::get_missing(client, cache, &space, where_, hidden, missing).await?;
+    let downloads = downloaded.len();
+    inputs.extend(downloaded);
     Ok(Fetched {
         space,
-        units,
+        units: inputs,
         unreleased,
         downloads,
         cache_hits,
     })
 }
 
-/// One unit's data at `revision`; the bool says whether it had to be downloaded.
-async fn unit_data(
+/// A listed unit at `revision` (≥ 1), with the revision's ID and DataHash when known without asking.
+fn wanted(extended: ExtendedUnit, revision: i64, cache: &UnitDataCache) -> Wanted {
+    let unit = extended.unit;
+    let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
+    let (revision_id, hash) = if revision == unit.head_revision_num {
+        (
+            non_empty(unit.head_revision_id.clone()),
+            non_empty(unit.data_hash.to_ascii_lowercase()),
+        )
+    } else if let Some(r) = extended
+        .last_released_revision
+        .filter(|r| r.revision_num == revision)
+    {
+        (
+            non_empty(r.revision_id),
+            non_empty(r.data_hash.to_ascii_lowercase()),
+        )
+    } else {
+        (None, cache.revision_hash(&unit.unit_id, revision))
+    };
+    Wanted {
+        head: revision == unit.head_revision_num,
+        unit,
+        revision,
+        revision_id,
+        hash,
+    }
+}
+
+/// One unit's data at `revision`, one request or two (the fallback when bulk reads cannot serve it);
+/// the bool says whether it had to be downloaded.
+pub(super) async fn unit_data(
     client: &confighub::Client,
     cache: &UnitDataCache,
     space_id: &str,
@@ -187,10 +274,41 @@ async fn unit_data(
             });
         }
     };
-    let hash = data_hash(&bytes);
+    let hash = super::cache::data_hash(&bytes);
     if let Err(err) = cache.put(&bytes) {
         tracing::warn!(error = %err, "could not cache unit data; it will be downloaded again");
     }
     let _ = cache.put_revision_hash(&unit.unit_id, revision, &hash);
     Ok((input(bytes), true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_released_units_get_the_service_reason() {
+        let mut space = Space::default();
+        let mut unit = Unit::default();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::SpaceHasNoReleaseTarget
+        );
+        space.release_target_id = "t1".into();
+        unit.target_id = "t2".into();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::NotOnReleaseTarget
+        );
+        unit.target_id = "t1".into();
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::NotYetReleased
+        );
+        unit.validation_errors.insert("s/t/f".into(), true);
+        assert_eq!(
+            NeverReleased::of(&space, &unit),
+            NeverReleased::ValidationErrors
+        );
+    }
 }

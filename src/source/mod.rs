@@ -1,5 +1,6 @@
 //! The source reconciler: ConfigHubRepository → fetch → build → store → publish.
 
+mod bulk_fetch;
 pub mod cache;
 pub mod conditions;
 pub(crate) mod context;

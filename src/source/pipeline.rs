@@ -115,11 +115,7 @@ async fn produce_with(
         ));
     }
     if !fetched.unreleased.is_empty() {
-        notes.push(format!(
-            "left out {} unit(s) never released: {}",
-            fetched.unreleased.len(),
-            list(&fetched.unreleased)
-        ));
+        notes.push(unreleased_note(&fetched.unreleased));
     }
     let summary = format!(
         "{} units ({} objects)",
@@ -190,6 +186,24 @@ async fn build_and_store(
 }
 
 /// At most a handful of names, so a status message stays readable.
+/// "left out 3 unit(s) never released: 2 not on the space's release target ('a', 'b'); 1 …",
+/// grouped by reason (the input is sorted by slug).
+fn unreleased_note(units: &[(String, crate::source::fetch::NeverReleased)]) -> String {
+    let mut by_reason: std::collections::BTreeMap<_, Vec<String>> = Default::default();
+    for (slug, why) in units {
+        by_reason.entry(*why).or_default().push(slug.clone());
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(why, slugs)| format!("{} {} ({})", slugs.len(), why.why(), list(slugs)))
+        .collect();
+    format!(
+        "left out {} unit(s) never released: {}",
+        units.len(),
+        parts.join("; ")
+    )
+}
+
 fn list(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = names
@@ -229,5 +243,30 @@ fn storage_failure(message: String) -> Failure {
         reason: "StorageOperationFailed".into(),
         message,
         stalled: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fetch::NeverReleased;
+
+    #[test]
+    fn the_unreleased_note_counts_units_by_reason() {
+        let units: Vec<(String, NeverReleased)> = [
+            ("a", NeverReleased::NotOnReleaseTarget),
+            ("b", NeverReleased::NotYetReleased),
+            ("c", NeverReleased::NotOnReleaseTarget),
+            ("d", NeverReleased::ValidationErrors),
+        ]
+        .into_iter()
+        .map(|(s, w)| (s.to_string(), w))
+        .collect();
+        assert_eq!(
+            unreleased_note(&units),
+            "left out 4 unit(s) never released: 2 not on the space's release target ('a', 'c'); \
+             1 with validation errors, which block a release ('d'); 1 releasable but not released yet \
+             ('b')"
+        );
     }
 }

@@ -412,15 +412,67 @@ async fn list_units_filters_and_release_bookkeeping() {
         3
     );
 
-    let release = c.publish_release(&s.space_id).await.unwrap();
+    // As the service: nothing is released without a release Target, and only the Units on it are.
+    let refused = c.publish_release(&s.space_id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(400), "{refused}");
+    let target = c
+        .create_target(&s.space_id, "flux", "Kubernetes/YAML", "FluxOCI")
+        .await
+        .unwrap();
+    let other = space(&c, "elsewhere").await;
+    let foreign = c
+        .create_target(&other.space_id, "flux", "Kubernetes/YAML", "FluxOCI")
+        .await
+        .unwrap();
+    let bad_target = c
+        .patch_space(
+            &s.space_id,
+            &serde_json::json!({"ReleaseTargetID": foreign.target_id}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_target.status(), Some(400), "{bad_target}");
+    let patched = c
+        .patch_space(
+            &s.space_id,
+            &serde_json::json!({"ReleaseTargetID": target.target_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.release_target_id, target.target_id);
+    for id in &ids[..2] {
+        let patch = UnitPatch {
+            target_id: Some(target.target_id.clone()),
+            ..Default::default()
+        };
+        c.patch_unit(&s.space_id, id, &patch).await.unwrap();
+    }
+    let no_such_target = UnitPatch {
+        target_id: Some(uuid::Uuid::new_v4().to_string()),
+        ..Default::default()
+    };
+    let err = c
+        .patch_unit(&s.space_id, &ids[2], &no_such_target)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+
+    let published = c.publish_release_response(&s.space_id).await.unwrap();
+    let release = published.release;
     assert_eq!(release.release_num, 1);
-    assert_eq!(release.unit_count, 3);
+    assert_eq!(
+        release.unit_count, 2,
+        "only the Units on the release Target"
+    );
+    assert_eq!(release.target_id, target.target_id);
     assert!(release.published);
-    assert!(
-        c.list_units(&s.space_id, Some(&needs_release), &[])
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        slugs(
+            c.list_units(&s.space_id, Some(&needs_release), &[])
+                .await
+                .unwrap()
+        ),
+        ["db"]
     );
     let web1 = c.get_unit(&s.space_id, &ids[0]).await.unwrap();
     assert_eq!(web1.last_released_revision_num, 1);
@@ -430,7 +482,25 @@ async fn list_units_filters_and_release_bookkeeping() {
         .unwrap();
     assert!(head.releases.contains_key(&release.release_id));
 
+    // Nothing changed: the latest Release comes back and nothing new is created.
+    let again = c.publish_release_response(&s.space_id).await.unwrap();
+    assert_eq!(again.release.release_id, release.release_id);
+    assert!(again.message.contains("identical"), "{}", again.message);
+
+    // A Unit with validation errors blocks the Release (422) until it is fixed.
     c.upload_unit_data(&s.space_id, &ids[0], b"x: 1".to_vec(), None, None)
+        .await
+        .unwrap();
+    let web1 = c.get_unit(&s.space_id, &ids[0]).await.unwrap();
+    assert_eq!(
+        web1.validation_errors.keys().collect::<Vec<_>>(),
+        ["apps/hub-vet/vet-kubernetes-yaml"]
+    );
+    let blocked = c.publish_release(&s.space_id).await.unwrap_err();
+    assert_eq!(blocked.status(), Some(422), "{blocked}");
+    assert!(blocked.to_string().contains("web-1"), "{blocked}");
+    let fixed = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n".to_vec();
+    c.upload_unit_data(&s.space_id, &ids[0], fixed, None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -439,7 +509,7 @@ async fn list_units_filters_and_release_bookkeeping() {
                 .await
                 .unwrap()
         ),
-        ["web-1"]
+        ["db", "web-1"]
     );
     assert_eq!(c.publish_release(&s.space_id).await.unwrap().release_num, 2);
 

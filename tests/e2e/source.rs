@@ -252,7 +252,14 @@ async fn last_released_mode_ignores_edits_until_a_release() {
     let ns = namespace(&client, "src-released").await;
     let hub = TestHub::start().await;
     let space_id = hub.space("rel").await;
-    hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
+    hub.put_releasable_unit(&space_id, "settings", &config_map("settings", "blue"))
+        .await;
+    // Released by the service's rules: a unit off the release Target never is, and one with validation
+    // errors blocks the release until it is fixed.
+    hub.put_unit(&space_id, "elsewhere", &config_map("elsewhere", "green"))
+        .await;
+    let broken = hub
+        .put_releasable_unit(&space_id, "broken", "apiVersion: v1\nkind: ConfigMap\n")
         .await;
     token_secret(&client, &ns, "confighub", &hub.token).await;
     apply_repository(
@@ -263,14 +270,17 @@ async fn last_released_mode_ignores_edits_until_a_release() {
     )
     .await;
 
-    // Never released: Ready, but the unit is left out and the message says so.
+    // Never released: Ready, but the units are left out and the message says why.
     let chr = wait_repository(&client, &ns, "rel", "True", None, READY_TIMEOUT).await;
     let ready = condition(&chr, "Ready").unwrap();
-    assert!(
-        ready.message.contains("never released") && ready.message.contains("'settings'"),
-        "{}",
-        ready.message
-    );
+    for words in [
+        "left out 3 unit(s) never released",
+        "1 not on the space's release target ('elsewhere')",
+        "1 with validation errors, which block a release ('broken')",
+        "1 releasable but not released yet ('settings')",
+    ] {
+        assert!(ready.message.contains(words), "{words}: {}", ready.message);
+    }
     assert!(
         chr.status
             .unwrap()
@@ -279,6 +289,9 @@ async fn last_released_mode_ignores_edits_until_a_release() {
             .revision
             .starts_with("released@sha256:")
     );
+    let refused = hub.try_release(&space_id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(422), "{refused}");
+    hub.delete_unit(&space_id, &broken).await;
 
     hub.release(&space_id).await;
     apply_kustomization(&client, &ns, "rel", "rel").await;
@@ -289,6 +302,13 @@ async fn last_released_mode_ignores_edits_until_a_release() {
     .await;
     let released = wait_repository(&client, &ns, "rel", "True", None, READY_TIMEOUT).await;
     let released_revision = released.status.unwrap().artifact.unwrap().revision;
+    // The released data came in a bulk read, counted by the client metric.
+    let metrics = controller().metrics().await;
+    assert!(
+        metrics
+            .contains("confighub_client_requests_total{operation=\"SearchUnitData\",code=\"200\"}"),
+        "no bulk read in /metrics"
+    );
 
     // An unreleased edit: several reconciles later, nothing changed.
     hub.put_unit(&space_id, "settings", &config_map("settings", "red"))

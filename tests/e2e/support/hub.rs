@@ -203,6 +203,49 @@ impl TestHub {
             .expect("deleting the unit");
     }
 
+    /// The space's release Target (created and set as `ReleaseTargetID` on first use).
+    pub async fn release_target(&self, space_id: &str) -> String {
+        let client = self.client();
+        let targets = client
+            .list_targets(space_id)
+            .await
+            .expect("listing targets");
+        if let Some(t) = targets.into_iter().find(|t| t.slug == "release") {
+            return t.target_id;
+        }
+        let target = client
+            .create_target(space_id, "release", "Kubernetes/YAML", "FluxOCI")
+            .await
+            .expect("creating the release target");
+        client
+            .patch_space(
+                space_id,
+                &serde_json::json!({"ReleaseTargetID": target.target_id}),
+            )
+            .await
+            .expect("setting the release target");
+        target.target_id
+    }
+
+    /// A Kubernetes/YAML unit on the space's release Target, so a release bundles it.
+    pub async fn put_releasable_unit(&self, space_id: &str, slug: &str, yaml: &str) -> String {
+        let unit = UnitCreate {
+            slug: slug.into(),
+            toolchain_type: "Kubernetes/YAML".into(),
+            target_id: self.release_target(space_id).await,
+            ..Default::default()
+        };
+        self.put_unit_with(space_id, unit, yaml).await
+    }
+
+    /// Publishes a release; the hub's error (e.g. 422 for validation errors) when refused.
+    pub async fn try_release(
+        &self,
+        space_id: &str,
+    ) -> Result<(), confighub_source_controller::confighub::Error> {
+        self.client().publish_release(space_id).await.map(|_| ())
+    }
+
     pub async fn release(&self, space_id: &str) {
         self.client()
             .publish_release(space_id)
