@@ -1,6 +1,6 @@
 //! The drift REST API under `/api/v1` (documented in docs/api.md). JSON everywhere; errors are
-//! `{"message": ...}` with 400 for bad query values, 404 for unknown ids and paths, 500 for storage
-//! failures. Store calls run on the blocking pool.
+//! `{"message": ...}` with 400 for bad query values, 404 for unknown ids and paths, 503 while the record
+//! database cannot be reached, 500 for other storage failures. Store calls run on the blocking pool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +80,13 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        // The store logs an unreachable database itself (once, then with backoff).
+        if e.is_unavailable() {
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            };
+        }
         tracing::error!(error = %e, "drift API: store failure");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -196,7 +196,11 @@ async fn fixture(cluster: Cluster) -> Fixture {
             artifacts_to_keep: 0,
         },
     );
-    let handles = crate::drift::DriftHandles::open(&root, &mut registry).unwrap();
+    let handles = crate::drift::DriftHandles::open(
+        &crate::drift::DriftDb::parse("", &root).unwrap(),
+        &mut registry,
+    )
+    .unwrap();
     let mut repositories = Writer::<ConfigHubRepository>::default();
     repositories.apply_watcher_event(&watcher::Event::Apply(chr));
     let engine = DriftEngine::new(client, source, handles, repositories.as_reader());

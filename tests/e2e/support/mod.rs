@@ -5,7 +5,9 @@ pub mod cluster;
 pub mod controller;
 pub mod hub;
 pub mod kube_helpers;
+pub mod postgres;
 pub mod service_account;
+pub mod tied;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
