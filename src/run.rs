@@ -127,6 +127,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the drift record store {db}"))?;
         (source_metrics, drift)
     };
+    drift
+        .prime_active_gauge()
+        .await
+        .context("reading the drift record store")?;
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await

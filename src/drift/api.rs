@@ -450,4 +450,37 @@ mod tests {
         let (_, body) = call(&f.app, "GET", "/api/v1/resources?kind=Service").await;
         assert_eq!(body["count"], json!(0));
     }
+
+    #[tokio::test]
+    async fn an_unreachable_record_database_is_503() {
+        // A PostgreSQL store whose server is not there (a port nothing listens on).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = Arc::new(
+            RecordStore::connect_postgres(&format!("postgres://u:pw@127.0.0.1:{port}/d")).unwrap(),
+        );
+        let app = drift_api_router(DriftApiState::new(
+            store,
+            Arc::new(ResourceRegistry::default()),
+            Arc::new(Notify::new()),
+        ));
+        for path in [
+            "/api/v1/drift-records",
+            "/api/v1/drift-records/active",
+            "/api/v1/drift-records/Deployment:apps:web",
+            "/api/v1/statistics",
+        ] {
+            let (status, body) = call(&app, "GET", path).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("unavailable"), "{path}: {message}");
+            assert!(!message.contains("pw@"), "{path}: {message}");
+        }
+        // What does not need the database still answers.
+        let (status, _) = call(&app, "GET", "/api/v1/resources").await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }

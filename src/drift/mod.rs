@@ -61,8 +61,7 @@ pub struct DriftHandles {
 }
 
 impl DriftHandles {
-    /// Opens the record store `db` names (see `--drift-db`), registers the metrics and primes the active
-    /// gauge. A PostgreSQL database that is down does not stop the controller: the store reports it (log,
+    /// Opens the record store `db` names (see `--drift-db`) and registers the metrics. A PostgreSQL database that is down does not stop the controller: the store reports it (log,
     /// `confighub_drift_store_up`) and connects once it is back.
     pub fn open(db: &DriftDb, registry: &mut Registry) -> Result<Self, StoreError> {
         let (store, moved) = RecordStore::open_db(db)?;
@@ -76,17 +75,27 @@ impl DriftHandles {
         store.register_metrics(registry);
         let store = Arc::new(store);
         let metrics = metrics::DriftMetrics::register(registry);
-        match store.active_count() {
-            Ok(n) => metrics.set_active(n),
-            Err(err) if err.is_unavailable() => {}
-            Err(err) => return Err(err),
-        }
         Ok(Self {
             store,
             resources: Arc::new(resources::ResourceRegistry::default()),
             analyze: Arc::new(Notify::new()),
             metrics,
         })
+    }
+
+    /// Sets the active drifts gauge from the store (off the async workers: the store blocks). A store that
+    /// cannot be reached leaves it for the engine's first pass.
+    pub async fn prime_active_gauge(&self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let count = tokio::task::spawn_blocking(move || store.active_count())
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        match count {
+            Ok(n) => self.metrics.set_active(n),
+            Err(err) if err.is_unavailable() => {}
+            Err(err) => return Err(err),
+        }
+        Ok(())
     }
 
     pub fn api_state(&self) -> api::DriftApiState {

@@ -25,7 +25,7 @@ static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 /// test that needs no full check to happen while it works.
 pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -82,7 +82,7 @@ fn spawn(
     spawn_tied(cmd).expect("starting the controller")
 }
 
-fn wait_ready(http: &str, log: &Path) {
+pub(super) fn wait_ready(http: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = std::net::TcpStream::connect(http).ok().and_then(|mut s| {

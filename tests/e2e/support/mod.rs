@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod controller;
 pub mod hub;
 pub mod kube_helpers;
+pub mod own_controller;
 pub mod postgres;
 pub mod service_account;
 pub mod tied;
