@@ -245,3 +245,112 @@ async fn drift_records_and_fix_units_outlive_the_controller_that_wrote_them() {
     assert_eq!(fix_units(&hub_client, "web").await.len(), 1);
     b.kill();
 }
+
+/// Forwards connections from a loopback port to the test PostgreSQL server while running: the database
+/// "comes back" when it starts.
+async fn forward(listener: tokio::net::TcpListener, to: u16) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+fn metric(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_whose_database_is_down_serves_says_so_and_recovers() {
+    let client = client().await;
+    let ns = namespace(&client, "drift-db-down").await;
+    let hub = TestHub::start().await;
+    let space_id = hub.space("shop").await;
+    hub.put_unit(&space_id, "web", &deployment("web")).await;
+    token_secret(&client, &ns, "confighub", &hub.token).await;
+    let real = crate::support::postgres::server().port;
+    let db = database_url("drift_db_down");
+    // The database's address, with nothing listening yet: the server is "down".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = db.replace(&format!(":{real}/"), &format!(":{port}/"));
+
+    let c = own_controller(
+        "drift-db-down",
+        &["--watch-namespace", ns.as_str(), "--drift-db", url.as_str()],
+        &[],
+    );
+    // Up and serving, and saying the record store is away.
+    let (status, body) = c.get("/api/v1/drift-records").await;
+    assert_eq!(status, 503, "{body}");
+    let up = r#"confighub_drift_store_up{backend="postgres"}"#;
+    assert_eq!(metric(&c.metrics().await, up).as_deref(), Some("0"));
+    apply_repository(
+        &client,
+        &ns,
+        "shop",
+        json!({"url": hub.url, "space": "shop", "interval": "5s", "secretRef": {"name": "confighub"},
+               "drift": {"mode": "Report"}}),
+    )
+    .await;
+    // Sources do not need the record store: the artifact is served and applied.
+    wait_repository(&client, &ns, "shop", "True", None, TIMEOUT).await;
+    apply_kustomization(&client, &ns, "shop", "shop").await;
+    let repos: Api<confighub_source_controller::api::ConfigHubRepository> =
+        Api::namespaced(client.clone(), &ns);
+    let unknown = wait_for(
+        "Drifted=Unknown (RecordStoreUnavailable)",
+        TIMEOUT,
+        || async {
+            let chr = repos.get("shop").await.ok()?;
+            condition(&chr, "Drifted")
+                .filter(|c| c.status == "Unknown" && c.reason == "RecordStoreUnavailable")
+        },
+    )
+    .await;
+    assert!(!unknown.message.contains(PASSWORD), "{}", unknown.message);
+    let warnings = c
+        .log_text()
+        .matches("the record database cannot be reached")
+        .count();
+    assert_eq!(warnings, 1, "said once, not per call");
+    assert!(!c.log_text().contains(PASSWORD));
+
+    // The database comes back: the controller reconnects (backoff at most 30 s) and works again.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the database's port");
+    let forwarder = tokio::spawn(forward(listener, real));
+    let api = deployments(&client, &ns);
+    wait_for("the Deployment to be applied", TIMEOUT, || async {
+        api.get_opt("web").await.ok().flatten()
+    })
+    .await;
+    scale(&api, &ns, "web", 3).await;
+    let id = format!("Deployment:{ns}:web");
+    record(&c, &id, "the record, once the database is back", |r| {
+        r["status"] == "active"
+    })
+    .await;
+    assert_eq!(metric(&c.metrics().await, up).as_deref(), Some("1"));
+    assert!(
+        c.log_text()
+            .contains("the record database is reachable again")
+    );
+    wait_for("Drifted=True", TIMEOUT, || async {
+        let chr = repos.get("shop").await.ok()?;
+        condition(&chr, "Drifted").filter(|c| c.status == "True")
+    })
+    .await;
+    forwarder.abort();
+}
