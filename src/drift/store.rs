@@ -130,7 +130,8 @@ pub(crate) trait Tx {
 
 enum Backend {
     Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Postgres),
+    /// Boxed: its client configuration is large, and a store is made once.
+    Postgres(Box<postgres::Postgres>),
 }
 
 pub struct RecordStore {
@@ -157,7 +158,9 @@ impl RecordStore {
     /// A store in the PostgreSQL database at `url`. Only the URL is checked here: a database that is down
     /// is connected to (and its schema created) on first use, and again after every lost connection.
     pub fn connect_postgres(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::with(Backend::Postgres(postgres::Postgres::new(url)?)))
+        Ok(Self::with(Backend::Postgres(Box::new(
+            postgres::Postgres::new(url)?,
+        ))))
     }
 
     /// Opens the store `db` names (a corrupt SQLite file is moved aside, see [`RecordStore::open_or_rebuild`]).
