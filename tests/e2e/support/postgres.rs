@@ -120,7 +120,34 @@ fn remove_stale_state() {
             continue;
         };
         if pid.chars().all(|c| c.is_ascii_digit()) && !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_shared_memory(&entry.path().join("data/postmaster.pid"));
             let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A server killed with SIGKILL leaves its small System V shared memory segment; `postmaster.pid` names
+/// it (line 7: key and id). Removed once nothing is attached.
+fn remove_shared_memory(pidfile: &Path) {
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        return;
+    };
+    let mut fields = text.lines().nth(6).unwrap_or_default().split_whitespace();
+    let (Some(Ok(key)), Some(Ok(id))) = (
+        fields.next().map(str::parse::<libc::key_t>),
+        fields.next().map(str::parse::<i32>),
+    ) else {
+        return;
+    };
+    // SAFETY: IPC_STAT fills the zeroed struct we own; IPC_RMID only marks the segment for removal,
+    // and only when it is still the server's (same key: the id may have been reused) and detached.
+    unsafe {
+        let mut stat: libc::shmid_ds = std::mem::zeroed();
+        if libc::shmctl(id, libc::IPC_STAT, &mut stat) == 0
+            && stat.shm_perm.__key == key
+            && stat.shm_nattch == 0
+        {
+            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
         }
     }
 }
