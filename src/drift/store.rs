@@ -35,7 +35,7 @@ pub enum StoreError {
     #[error("drift store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("drift store: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     /// The database cannot be reached (down, or the connection was lost); retried with backoff.
     #[error("drift store: the database is unavailable: {0}")]
     Unavailable(String),

@@ -243,7 +243,12 @@ async fn drift_records_and_fix_units_outlive_the_controller_that_wrote_them() {
         );
     }
     assert_eq!(fix_units(&hub_client, "web").await.len(), 1);
-    b.kill();
+    let exit = b.stop();
+    assert!(
+        exit.success(),
+        "b stops cleanly on SIGTERM: {exit}\n{}",
+        b.log_text()
+    );
 }
 
 /// Forwards connections from a loopback port to the test PostgreSQL server while running: the database
@@ -285,7 +290,7 @@ async fn a_controller_whose_database_is_down_serves_says_so_and_recovers() {
         .port();
     let url = db.replace(&format!(":{real}/"), &format!(":{port}/"));
 
-    let c = own_controller(
+    let mut c = own_controller(
         "drift-db-down",
         &["--watch-namespace", ns.as_str(), "--drift-db", url.as_str()],
         &[],
@@ -352,5 +357,11 @@ async fn a_controller_whose_database_is_down_serves_says_so_and_recovers() {
         condition(&chr, "Drifted").filter(|c| c.status == "True")
     })
     .await;
+    let exit = c.stop();
+    assert!(
+        exit.success(),
+        "stops cleanly on SIGTERM: {exit}\n{}",
+        c.log_text()
+    );
     forwarder.abort();
 }

@@ -76,6 +76,15 @@ impl OwnController {
             .unwrap()
     }
 
+    /// SIGTERM, as Kubernetes stops a pod; returns how it exited.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signals our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().expect("waiting for the controller")
+    }
+
     /// SIGKILL, as when its node is lost: no graceful shutdown, nothing flushed.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
