@@ -41,7 +41,7 @@ fn run(store: &RecordStore, objects: usize) -> Figures {
     };
     let detections: Vec<_> = (0..objects)
         .map(|i| {
-            let key = ObjectKey::new("Deployment", "bench", &format!("web-{i:05}"));
+            let key = ObjectKey::new("Deployment", "bench", format!("web-{i:05}"));
             let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": key.name, "namespace": "bench"}, "spec": {"replicas": 1}});
             let mut live = desired.clone();
