@@ -12,6 +12,10 @@ missing=()
 for tool in go cargo curl openssl python3 setpriv; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+# A real PostgreSQL server for the drift store's tests (tests/e2e/support/postgres.rs starts its own).
+if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgres)
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     pkgs=()
@@ -19,10 +23,11 @@ if ((${#missing[@]})); then
       case $t in
         curl|openssl|python3) pkgs+=("$t") ;;
         setpriv) pkgs+=(util-linux) ;;
+        postgres) pkgs+=(postgresql) ;;
         *) echo "ERROR: $t is required and cannot be installed by this script" >&2; exit 1 ;;
       esac
     done
-    apt-get update -qq && apt-get install -y -qq "${pkgs[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
   else
     echo "ERROR: missing tools: ${missing[*]}" >&2
     exit 1

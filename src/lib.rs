@@ -25,3 +25,11 @@ pub mod source;
 pub mod telemetry;
 pub(crate) mod trace;
 pub mod wire;
+
+#[cfg(test)]
+#[path = "../tests/e2e/support/postgres.rs"]
+pub(crate) mod test_postgres;
+/// A real PostgreSQL server for the store tests: the end-to-end support's, shared by path.
+#[cfg(test)]
+#[path = "../tests/e2e/support/tied.rs"]
+mod tied;

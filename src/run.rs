@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use kube::Client;
 
 use crate::artifact::Storage;
-use crate::drift::{DriftHandles, api::drift_api_router};
+use crate::drift::{DriftDb, DriftHandles, api::drift_api_router};
 use crate::http;
 use crate::leader::{ElectionMetrics, LeaderElectionArgs, LeaderElector};
 use crate::notification::Notifier;
@@ -58,6 +58,29 @@ pub struct RunArgs {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
+    /// Where drift records live: empty for `<storage-path>/drift.db` (SQLite, one instance), a
+    /// `postgres://user:password@host:5432/db` URL for a PostgreSQL database every instance shares (HA),
+    /// or a SQLite file path. Read from `DRIFT_DB` when the flag is not given, so the URL (and its password)
+    /// can come from a Secret; it is never logged with its password.
+    #[arg(long, env = "DRIFT_DB", hide_env_values = true, default_value = "")]
+    pub drift_db: SecretArg,
+}
+
+/// A flag value that may hold a password: its `Debug` never shows it.
+#[derive(Clone)]
+pub struct SecretArg(pub String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::drift::store::redact_url(&self.0))
+    }
 }
 
 /// The address written into artifact URLs: the flag, else the listen address, else this host's name
@@ -108,8 +131,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (source_metrics, drift, election_metrics, notifier) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         let source_metrics = SourceMetrics::register(&mut registry);
-        let drift =
-            DriftHandles::open(&root, &mut registry).context("opening the drift record store")?;
+        let db = DriftDb::parse(&args.drift_db.0, &root).map_err(anyhow::Error::msg)?;
+        let drift = DriftHandles::open(&db, &mut registry)
+            .with_context(|| format!("opening the drift record store {db}"))?;
         let election_metrics = election
             .as_ref()
             .map(|c| ElectionMetrics::register(&mut registry, &c.name));
@@ -127,6 +151,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         (source_metrics, drift, election_metrics, notifier)
     };
+    drift
+        .prime_active_gauge()
+        .await
+        .context("reading the drift record store")?;
     let state = http::AppState::new(metrics);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await

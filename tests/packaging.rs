@@ -286,6 +286,42 @@ fn deployment_flags_are_flags_of_the_binary() {
 }
 
 #[test]
+fn the_drift_database_url_comes_from_a_secret_and_is_the_binarys_env() {
+    let env_of = |rendered: &[Value]| -> Vec<Value> {
+        deployment(rendered)["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Default: no DRIFT_DB, so SQLite on /data.
+    let default = helm_template(&[]);
+    assert!(env_of(&default).iter().all(|e| e["name"] != "DRIFT_DB"));
+    let shared = helm_template(&["driftDatabase.secretName=drift-db"]);
+    let drift_db: Vec<Value> = env_of(&shared)
+        .into_iter()
+        .filter(|e| e["name"] == "DRIFT_DB")
+        .collect();
+    assert_eq!(
+        drift_db,
+        vec![
+            serde_json::json!({"name": "DRIFT_DB", "valueFrom": {"secretKeyRef": {"name": "drift-db", "key": "url"}}})
+        ]
+    );
+    // The binary reads it, and does not print its value in its help.
+    let help = Command::new(env!("CARGO_BIN_EXE_confighub-source-controller"))
+        .args(["run", "--help"])
+        .env("DRIFT_DB", "postgres://u:hunter2@db/drift")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        help.contains("--drift-db") && help.contains("[env: DRIFT_DB"),
+        "{help}"
+    );
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
+#[test]
 fn pod_runs_locked_down_like_flux_controllers() {
     let rendered = helm_template(&[]);
     let pod = &deployment(&rendered)["spec"]["template"]["spec"];

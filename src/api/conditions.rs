@@ -15,6 +15,8 @@ pub const REASON_DRIFT_DETECTED: &str = "DriftDetected";
 pub const REASON_NO_DRIFT_DETECTED: &str = "NoDriftDetected";
 /// Drift of some managed kind cannot be detected (refused or failing calls); the message names them.
 pub const REASON_DETECTION_UNAVAILABLE: &str = "DetectionUnavailable";
+/// `Drifted=Unknown`: the drift record database cannot be reached, so what is on record is not known.
+pub const REASON_RECORD_STORE_UNAVAILABLE: &str = "RecordStoreUnavailable";
 
 pub const REASON_SUCCEEDED: &str = "Succeeded";
 pub const REASON_PROGRESSING: &str = "Progressing";

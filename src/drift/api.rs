@@ -1,6 +1,6 @@
 //! The drift REST API under `/api/v1` (documented in docs/api.md). JSON everywhere; errors are
-//! `{"message": ...}` with 400 for bad query values, 404 for unknown ids and paths, 500 for storage
-//! failures. Store calls run on the blocking pool.
+//! `{"message": ...}` with 400 for bad query values, 404 for unknown ids and paths, 503 while the record
+//! database cannot be reached, 500 for other storage failures. Store calls run on the blocking pool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +80,13 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        // The store logs an unreachable database itself (once, then with backoff).
+        if e.is_unavailable() {
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            };
+        }
         tracing::error!(error = %e, "drift API: store failure");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -442,5 +449,38 @@ mod tests {
         assert!(r["live"].get("status").is_none());
         let (_, body) = call(&f.app, "GET", "/api/v1/resources?kind=Service").await;
         assert_eq!(body["count"], json!(0));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_record_database_is_503() {
+        // A PostgreSQL store whose server is not there (a port nothing listens on).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = Arc::new(
+            RecordStore::connect_postgres(&format!("postgres://u:pw@127.0.0.1:{port}/d")).unwrap(),
+        );
+        let app = drift_api_router(DriftApiState::new(
+            store,
+            Arc::new(ResourceRegistry::default()),
+            Arc::new(Notify::new()),
+        ));
+        for path in [
+            "/api/v1/drift-records",
+            "/api/v1/drift-records/active",
+            "/api/v1/drift-records/Deployment:apps:web",
+            "/api/v1/statistics",
+        ] {
+            let (status, body) = call(&app, "GET", path).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("unavailable"), "{path}: {message}");
+            assert!(!message.contains("pw@"), "{path}: {message}");
+        }
+        // What does not need the database still answers.
+        let (status, _) = call(&app, "GET", "/api/v1/resources").await;
+        assert_eq!(status, StatusCode::OK);
     }
 }

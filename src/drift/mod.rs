@@ -1,7 +1,7 @@
 //! Drift: what changed in the cluster behind Flux's back, how bad it is, and what to do about it.
 //!
 //! The core is pure — [`mod@normalize`], [`mod@diff`], [`mod@classify`], [`suggest`], [`fix_unit`], [`health`] are
-//! functions of data — and the edges are small: [`store`] (SQLite records), [`api`] (REST), [`metrics`].
+//! functions of data — and the edges are small: [`store`] (records in SQLite or PostgreSQL), [`api`] (REST), [`metrics`].
 //! Watches, dry runs, conditions and remediation are wired by the controller (see docs/drift.md).
 
 pub mod api;
@@ -38,10 +38,9 @@ pub use diff::diff;
 pub use fields::FieldOwners;
 pub use normalize::{normalize, normalize_pair};
 pub use record::{DetectionSource, DriftRecord, ObjectRef, RecordStatus};
-pub use store::{RecordFilter, RecordStore, Statistics, StoreError, Transition};
+pub use store::{Claim, DriftDb, RecordFilter, RecordStore, Statistics, StoreError, Transition};
 pub use types::{ClassifiedItem, DriftItem, DriftType, IgnoreRule, ObjectKey, Severity};
 
-use std::path::Path;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -62,24 +61,41 @@ pub struct DriftHandles {
 }
 
 impl DriftHandles {
-    /// Opens `<storage_root>/drift.db`, registers the metrics and primes the active gauge.
-    pub fn open(storage_root: &Path, registry: &mut Registry) -> Result<Self, StoreError> {
-        let (store, moved) = RecordStore::open_or_rebuild(&storage_root.join(DATABASE_FILE))?;
+    /// Opens the record store `db` names (see `--drift-db`) and registers the metrics. A PostgreSQL database that is down does not stop the controller: the store reports it (log,
+    /// `confighub_drift_store_up`) and connects once it is back.
+    pub fn open(db: &DriftDb, registry: &mut Registry) -> Result<Self, StoreError> {
+        let (store, moved) = RecordStore::open_db(db)?;
         if let Some(aside) = moved {
             tracing::warn!(
                 moved_to = %aside.display(),
                 "drift: the record database was unreadable; it was moved aside and a new one started (drift history before now is in the moved file)"
             );
         }
+        tracing::info!(backend = db.backend(), drift_db = %db, "drift: record store");
+        store.register_metrics(registry);
         let store = Arc::new(store);
         let metrics = metrics::DriftMetrics::register(registry);
-        metrics.set_active(store.active_count()?);
         Ok(Self {
             store,
             resources: Arc::new(resources::ResourceRegistry::default()),
             analyze: Arc::new(Notify::new()),
             metrics,
         })
+    }
+
+    /// Sets the active drifts gauge from the store (off the async workers: the store blocks). A store that
+    /// cannot be reached leaves it for the engine's first pass.
+    pub async fn prime_active_gauge(&self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let count = tokio::task::spawn_blocking(move || store.active_count())
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        match count {
+            Ok(n) => self.metrics.set_active(n),
+            Err(err) if err.is_unavailable() => {}
+            Err(err) => return Err(err),
+        }
+        Ok(())
     }
 
     pub fn api_state(&self) -> api::DriftApiState {

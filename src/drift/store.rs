@@ -1,47 +1,61 @@
-//! Drift records in SQLite under the storage path, so history survives restarts.
+//! Drift records, in SQLite under the storage path (one instance, the default) or in PostgreSQL shared by
+//! every instance (`--drift-db postgres://...`, for HA), so history and fix-unit bookkeeping survive
+//! restarts and leader changes.
 //!
-//! Concurrency: one connection behind a `std::sync::Mutex`; every method is synchronous and short
-//! (single-row writes, small scans). From async code call it through `tokio::task::spawn_blocking`
-//! (the REST API does), so a slow disk never stalls the runtime. WAL mode lets readers of the file
-//! (for example `sqlite3` during debugging) coexist with the writer.
+//! The record logic (episodes, resolution, fix-unit claims) is written once here against [`Tx`]; the
+//! backends (`store/sqlite.rs`, `store/postgres.rs`) only run SQL. Every method is synchronous and short;
+//! from async code call it through `tokio::task::spawn_blocking` (the engine and the REST API do). A write
+//! holds a per-object lock for its transaction (the connection mutex for SQLite, an advisory lock in
+//! PostgreSQL), so two instances cannot both start an episode or both claim a fix unit.
+
+mod health;
+mod location;
+mod postgres;
+mod schema;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::detect::Detection;
 use super::record::{DriftRecord, RecordStatus};
 use super::types::{DriftType, Severity};
+pub use location::{DriftDb, redact_url};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS drift_records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL,
-    episode INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    UNIQUE (id, episode));
-CREATE UNIQUE INDEX IF NOT EXISTS drift_records_one_active ON drift_records (id) WHERE status = 'active';
-CREATE INDEX IF NOT EXISTS drift_records_by_status ON drift_records (status, last_seen_ms);
-";
+/// How long a fix-unit claim keeps other instances from writing the same fix unit; a writer that died
+/// mid-write leaves its claim behind, and another instance takes over once it has lapsed.
+pub const FIX_UNIT_CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("drift store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("drift store: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached (down, or the connection was lost); retried with backoff.
+    #[error("drift store: the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("drift store: {0}")]
+    Schema(String),
+    #[error("drift store: {0}")]
+    Config(String),
     #[error("drift store: corrupt record: {0}")]
     Json(#[from] serde_json::Error),
     #[error("drift store: a detection without items is no drift; resolve the record instead")]
     EmptyDetection,
     #[error("drift store: moving an unreadable database aside: {0}")]
     MoveAside(#[source] std::io::Error),
+}
+
+impl StoreError {
+    /// The database is down or unreachable (the REST API answers 503, the engine waits).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// What a detection did to the object's records.
@@ -78,58 +92,120 @@ pub struct Statistics {
     pub mean_time_to_resolve_seconds: Option<f64>,
 }
 
+/// The answer to a fix-unit claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Write the fix unit under this slug (the first slug ever claimed for the episode).
+    Granted(String),
+    /// Another instance is writing it now (its lease has not lapsed).
+    HeldElsewhere,
+    /// The episode is no longer active.
+    Ended,
+}
+
+/// One transaction's (or one connection's) reads and writes of records, in a backend's SQL.
+pub(crate) trait Tx {
+    fn active(&mut self, id: &str) -> Result<Option<DriftRecord>, StoreError>;
+    fn last_episode(&mut self, id: &str) -> Result<Option<u32>, StoreError>;
+    fn write(&mut self, r: &DriftRecord, insert: bool) -> Result<(), StoreError>;
+    /// The active record, else the latest one.
+    fn get(&mut self, id: &str) -> Result<Option<DriftRecord>, StoreError>;
+    fn history(&mut self, id: &str) -> Result<Vec<DriftRecord>, StoreError>;
+    fn list(&mut self, filter: &RecordFilter) -> Result<Vec<DriftRecord>, StoreError>;
+    fn active_count(&mut self) -> Result<u64, StoreError>;
+    /// Sets the episode's claim (slug kept if one was claimed before) for `holder` until `until_ms`,
+    /// unless another holder's claim lasts past `now_ms`; returns the slug, or `None` when not granted.
+    fn claim(
+        &mut self,
+        id: &str,
+        episode: u32,
+        slug: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Ends `holder`'s claim on the episode (the slug stays claimed).
+    fn release(&mut self, id: &str, episode: u32, holder: &str) -> Result<(), StoreError>;
+}
+
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    /// Boxed: its client configuration is large, and a store is made once.
+    Postgres(Box<postgres::Postgres>),
+}
+
 pub struct RecordStore {
-    conn: Mutex<Connection>,
+    backend: Backend,
+    health: health::Health,
+    /// This process's name in fix-unit claims.
+    holder: String,
 }
 
 impl RecordStore {
-    /// Opens (creating if needed) the database at `path`, e.g. `<storage-path>/drift.db`.
+    /// Opens (creating if needed) the SQLite database at `path`, e.g. `<storage-path>/drift.db`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self::with(Backend::Sqlite(sqlite::Sqlite::open(path)?)))
     }
 
     /// [`RecordStore::open`], but a file that is not a readable SQLite database, or fails SQLite's quick
     /// check, is moved aside to `<file>.corrupt-<unix seconds>` (with its `-wal`/`-shm`) and a new store
     /// started: records are history, and the controller must come up. Returns where the old file went.
     pub fn open_or_rebuild(path: &Path) -> Result<(Self, Option<std::path::PathBuf>), StoreError> {
-        let healthy = Self::open(path).and_then(|store| {
-            let check: String = store
-                .conn()
-                .query_row("PRAGMA quick_check", [], |row| row.get(0))?;
-            Ok((store, check))
-        });
-        match healthy {
-            Ok((store, check)) if check == "ok" => return Ok((store, None)),
-            Ok((store, _)) => drop(store),
-            Err(StoreError::Sqlite(_)) => {}
-            Err(other) => return Err(other),
-        }
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let mut aside = path.as_os_str().to_owned();
-        aside.push(format!(".corrupt-{stamp}"));
-        let aside = std::path::PathBuf::from(aside);
-        std::fs::rename(path, &aside).map_err(StoreError::MoveAside)?;
-        for suffix in ["-wal", "-shm"] {
-            let mut companion = path.as_os_str().to_owned();
-            companion.push(suffix);
-            let _ = std::fs::remove_file(std::path::PathBuf::from(companion));
-        }
-        Ok((Self::open(path)?, Some(aside)))
+        let (sqlite, moved) = sqlite::Sqlite::open_or_rebuild(path)?;
+        Ok((Self::with(Backend::Sqlite(sqlite)), moved))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// A store in the PostgreSQL database at `url`. Only the URL is checked here: a database that is down
+    /// is connected to (and its schema created) on first use, and again after every lost connection.
+    pub fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::with(Backend::Postgres(Box::new(
+            postgres::Postgres::new(url)?,
+        ))))
+    }
+
+    /// Opens the store `db` names (a corrupt SQLite file is moved aside, see [`RecordStore::open_or_rebuild`]).
+    pub fn open_db(db: &DriftDb) -> Result<(Self, Option<std::path::PathBuf>), StoreError> {
+        match db {
+            DriftDb::Sqlite(path) => Self::open_or_rebuild(path),
+            DriftDb::Postgres(url) => Ok((Self::connect_postgres(url)?, None)),
+        }
+    }
+
+    fn with(backend: Backend) -> Self {
+        let name = match backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        Self {
+            backend,
+            health: health::Health::new(name),
+            holder: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Whether the database answered the last call (false while it cannot be reached).
+    pub fn is_available(&self) -> bool {
+        !self.health.is_down()
+    }
+
+    /// Registers `confighub_drift_store_up` and `confighub_drift_store_errors_total`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.health.register(registry);
+    }
+
+    /// Runs `f` on the backend (in one transaction holding the lock of `lock_id` when given), and tells
+    /// the health tracker how it went.
+    fn run<T>(
+        &self,
+        lock_id: Option<&str>,
+        f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = match &self.backend {
+            Backend::Sqlite(db) => db.run(lock_id.is_some(), f),
+            Backend::Postgres(db) => db.run(lock_id, f),
+        };
+        self.health.observe(&result);
+        result
     }
 
     /// Records a detection: starts a new episode when the object has no active record, else updates it.
@@ -140,36 +216,25 @@ impl RecordStore {
         if det.items.is_empty() {
             return Err(StoreError::EmptyDetection);
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
         let id = det.key.id();
-        let active = active_record(&tx, &id)?;
-        let (transition, record) = match active {
+        self.run(Some(&id), |tx| match tx.active(&id)? {
             Some(mut record) => {
                 let changed = record.update(det);
-                write(&tx, &record, false)?;
-                (
-                    if changed {
-                        Transition::Updated
-                    } else {
-                        Transition::Unchanged
-                    },
-                    record,
-                )
+                tx.write(&record, false)?;
+                let transition = if changed {
+                    Transition::Updated
+                } else {
+                    Transition::Unchanged
+                };
+                Ok((transition, record))
             }
             None => {
-                let last: Option<u32> = tx.query_row(
-                    "SELECT MAX(episode) FROM drift_records WHERE id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )?;
+                let last = tx.last_episode(&id)?;
                 let record = DriftRecord::start(det, last.unwrap_or(0) + 1);
-                write(&tx, &record, true)?;
-                (Transition::Started, record)
+                tx.write(&record, true)?;
+                Ok((Transition::Started, record))
             }
-        };
-        tx.commit()?;
-        Ok((transition, record))
+        })
     }
 
     /// Resolves the object's active record; false when there was none.
@@ -180,81 +245,85 @@ impl RecordStore {
         })
     }
 
-    /// Links the fix unit written for the object's active record; false when there is none.
+    /// Links the fix unit written for the object's active record and ends this process's claim on it;
+    /// false when there is no active record.
     pub fn set_fix_unit(&self, id: &str, slug: &str) -> Result<bool, StoreError> {
-        self.modify_active(id, |r| r.fix_unit = Some(slug.to_string()))
+        self.run(Some(id), |tx| {
+            let Some(mut record) = tx.active(id)? else {
+                return Ok(false);
+            };
+            record.fix_unit = Some(slug.to_string());
+            tx.write(&record, false)?;
+            tx.release(id, record.episode, &self.holder)?;
+            Ok(true)
+        })
     }
 
-    fn modify_active(
+    /// Claims the right to write the fix unit of episode `episode` of `id`, proposing `slug`. Granted when
+    /// no other instance holds a live claim; the slug granted is the first one ever claimed for the
+    /// episode, so every instance writes the same unit. Call [`RecordStore::set_fix_unit`] after writing,
+    /// or [`RecordStore::release_fix_unit`] when the write failed.
+    pub fn claim_fix_unit(&self, id: &str, episode: u32, slug: &str) -> Result<Claim, StoreError> {
+        self.claim_fix_unit_at(id, episode, slug, Utc::now())
+    }
+
+    fn claim_fix_unit_at(
         &self,
         id: &str,
-        f: impl FnOnce(&mut DriftRecord),
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let Some(mut record) = active_record(&tx, id)? else {
-            return Ok(false);
-        };
-        f(&mut record);
-        write(&tx, &record, false)?;
-        tx.commit()?;
-        Ok(true)
+        episode: u32,
+        slug: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let until_ms = now_ms + FIX_UNIT_CLAIM_LEASE.as_millis() as i64;
+        self.run(Some(id), |tx| {
+            match tx.active(id)? {
+                Some(r) if r.episode == episode => {}
+                _ => return Ok(Claim::Ended),
+            }
+            Ok(
+                match tx.claim(id, episode, slug, &self.holder, now_ms, until_ms)? {
+                    Some(slug) => Claim::Granted(slug),
+                    None => Claim::HeldElsewhere,
+                },
+            )
+        })
+    }
+
+    /// Ends this process's claim on the episode's fix unit without linking it (the write failed).
+    pub fn release_fix_unit(&self, id: &str, episode: u32) -> Result<(), StoreError> {
+        self.run(Some(id), |tx| tx.release(id, episode, &self.holder))
+    }
+
+    fn modify_active(&self, id: &str, f: impl Fn(&mut DriftRecord)) -> Result<bool, StoreError> {
+        self.run(Some(id), |tx| {
+            let Some(mut record) = tx.active(id)? else {
+                return Ok(false);
+            };
+            f(&mut record);
+            tx.write(&record, false)?;
+            Ok(true)
+        })
     }
 
     /// The object's active record, else its latest resolved one.
     pub fn get(&self, id: &str) -> Result<Option<DriftRecord>, StoreError> {
-        let conn = self.conn();
-        let body: Option<String> = conn
-            .query_row(
-                "SELECT body FROM drift_records WHERE id = ?1
-                 ORDER BY (status = 'active') DESC, episode DESC LIMIT 1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        self.run(None, |tx| tx.get(id))
     }
 
     /// Every episode of one object, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<DriftRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT body FROM drift_records WHERE id = ?1 ORDER BY episode")?;
-        let bodies = stmt.query_map([id], |r| r.get::<_, String>(0))?;
-        bodies.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+        self.run(None, |tx| tx.history(id))
     }
 
     /// Records matching `filter`, most recently seen first.
     pub fn list(&self, filter: &RecordFilter) -> Result<Vec<DriftRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT body FROM drift_records
-             WHERE (?1 IS NULL OR namespace = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR severity = ?3)
-             ORDER BY last_seen_ms DESC, seq DESC LIMIT ?4",
-        )?;
-        let limit = filter
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let bodies = stmt.query_map(
-            params![
-                filter.namespace,
-                filter.status.map(RecordStatus::as_str),
-                filter.severity.map(Severity::as_str),
-                limit
-            ],
-            |r| r.get::<_, String>(0),
-        )?;
-        bodies.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
+        self.run(None, |tx| tx.list(filter))
     }
 
     /// Number of active records (for the active drifts gauge).
     pub fn active_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM drift_records WHERE status = 'active'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.run(None, |tx| tx.active_count())
     }
 
     pub fn statistics(&self) -> Result<Statistics, StoreError> {
@@ -280,40 +349,6 @@ impl RecordStore {
         }
         Ok(stats)
     }
-}
-
-fn active_record(conn: &Connection, id: &str) -> Result<Option<DriftRecord>, StoreError> {
-    let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM drift_records WHERE id = ?1 AND status = 'active'",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
-}
-
-fn write(conn: &Connection, r: &DriftRecord, insert: bool) -> Result<(), StoreError> {
-    let body = serde_json::to_string(r)?;
-    let (status, severity, seen) = (
-        r.status.as_str(),
-        r.severity.as_str(),
-        r.last_seen.timestamp_millis(),
-    );
-    if insert {
-        conn.execute(
-            "INSERT INTO drift_records (id, episode, status, namespace, severity, last_seen_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![r.id, r.episode, status, r.namespace, severity, seen, body],
-        )?;
-    } else {
-        conn.execute(
-            "UPDATE drift_records SET status = ?3, severity = ?4, last_seen_ms = ?5, body = ?6
-             WHERE id = ?1 AND episode = ?2",
-            params![r.id, r.episode, status, severity, seen, body],
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

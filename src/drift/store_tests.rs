@@ -5,6 +5,7 @@ use crate::drift::detect::{classify_items, detect, tests::ctx};
 use crate::drift::record::DetectionSource;
 use crate::drift::types::{DriftItem, ObjectKey};
 use chrono::Duration;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -39,15 +40,77 @@ fn det(
     }
 }
 
-fn store() -> (tempfile::TempDir, RecordStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RecordStore::open(&dir.path().join("drift.db")).unwrap();
-    (dir, store)
+/// Where a test's records live: a SQLite file, or a fresh database on the test PostgreSQL server. Every
+/// test below that takes a `Fixture` runs on both (see [`on_both_backends`]).
+enum Fixture {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
 }
 
-#[test]
-fn episode_lifecycle() {
-    let (_dir, store) = store();
+impl Fixture {
+    fn sqlite() -> Self {
+        Fixture::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres(test: &str) -> Self {
+        Fixture::Postgres(crate::test_postgres::database_url(test))
+    }
+
+    /// A store on the fixture's database; each call is another connection (another instance).
+    fn open(&self) -> RecordStore {
+        match self {
+            Fixture::Sqlite(dir) => RecordStore::open(&dir.path().join("drift.db")).unwrap(),
+            Fixture::Postgres(url) => RecordStore::connect_postgres(url).unwrap(),
+        }
+    }
+
+    /// Everything the database keeps, as text.
+    fn raw_text(&self) -> String {
+        match self {
+            Fixture::Sqlite(dir) => ["drift.db", "drift.db-wal"]
+                .iter()
+                .map(|f| {
+                    String::from_utf8_lossy(&std::fs::read(dir.path().join(f)).unwrap_or_default())
+                        .into_owned()
+                })
+                .collect(),
+            Fixture::Postgres(url) => {
+                let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                client
+                    .query("SELECT t::text FROM drift_records t", &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// One `#[test]` per backend for each named test function.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Fixture::sqlite()) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Fixture::postgres(stringify!($name))) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    episode_lifecycle,
+    empty_detections_are_refused,
+    records_survive_reopening,
+    filters_and_statistics,
+    a_record_built_from_a_secret_diff_holds_no_secret_value,
+    a_fix_unit_claim_is_one_writers_and_keeps_the_first_slug,
+    concurrent_instances_start_one_episode_and_grant_one_claim,
+);
+
+fn episode_lifecycle(f: Fixture) {
+    let store = f.open();
     let id = "Deployment:default:web";
     let (tr, r) = store
         .upsert_detection(&det(
@@ -122,9 +185,8 @@ fn episode_lifecycle() {
     assert!(store.get("Deployment:default:nope").unwrap().is_none());
 }
 
-#[test]
-fn empty_detections_are_refused() {
-    let (_dir, store) = store();
+fn empty_detections_are_refused(f: Fixture) {
+    let store = f.open();
     let mut d = det("Deployment", "default", "web", "/spec/replicas", 1, 3, t(0));
     d.items.clear();
     assert!(matches!(
@@ -165,12 +227,9 @@ fn a_corrupt_database_is_moved_aside_and_a_healthy_one_kept() {
     assert!(store.get("ConfigMap:a:b").unwrap().is_some());
 }
 
-#[test]
-fn records_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("drift.db");
+fn records_survive_reopening(f: Fixture) {
     {
-        let store = RecordStore::open(&path).unwrap();
+        let store = f.open();
         store
             .upsert_detection(&det(
                 "Deployment",
@@ -183,7 +242,7 @@ fn records_survive_reopening() {
             ))
             .unwrap();
     }
-    let store = RecordStore::open(&path).unwrap();
+    let store = f.open();
     let r = store.get("Deployment:default:web").unwrap().unwrap();
     assert_eq!(r.items[0].item.path, "/spec/replicas");
     let (tr, _) = store
@@ -200,9 +259,8 @@ fn records_survive_reopening() {
     assert_eq!(tr, Transition::Unchanged);
 }
 
-#[test]
-fn filters_and_statistics() {
-    let (_dir, store) = store();
+fn filters_and_statistics(f: Fixture) {
+    let store = f.open();
     store
         .upsert_detection(&det("Deployment", "a", "web", "/spec/replicas", 1, 3, t(0)))
         .unwrap(); // High
@@ -264,9 +322,8 @@ fn filters_and_statistics() {
     assert_eq!(json["by_type"]["Scaling"], json!(2));
 }
 
-#[test]
-fn a_record_built_from_a_secret_diff_holds_no_secret_value() {
-    let (_dir, store) = store();
+fn a_record_built_from_a_secret_diff_holds_no_secret_value(f: Fixture) {
+    let store = f.open();
     let desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "default"},
             "data": {"password": crate::drift::base64::encode(b"correct-horse")},
             "stringData": {"token": "battery-staple"}});
@@ -287,10 +344,7 @@ fn a_record_built_from_a_secret_diff_holds_no_secret_value() {
         .unwrap();
     store.upsert_detection(&gone).unwrap();
     let mut text = serde_json::to_string(&store.history(&key.id()).unwrap()).unwrap();
-    for file in ["drift.db", "drift.db-wal"] {
-        let bytes = std::fs::read(_dir.path().join(file)).unwrap_or_default();
-        text.push_str(&String::from_utf8_lossy(&bytes));
-    }
+    text.push_str(&f.raw_text());
     for plain in ["correct-horse", "battery-staple", "tr0ub4dor&3"] {
         assert!(!text.contains(plain), "{plain}");
         assert!(
@@ -298,4 +352,258 @@ fn a_record_built_from_a_secret_diff_holds_no_secret_value() {
             "{plain} (base64)"
         );
     }
+}
+
+fn a_fix_unit_claim_is_one_writers_and_keeps_the_first_slug(f: Fixture) {
+    let (a, b) = (f.open(), f.open());
+    let id = "Deployment:default:web";
+    let (_, r) = a
+        .upsert_detection(&det(
+            "Deployment",
+            "default",
+            "web",
+            "/spec/replicas",
+            1,
+            3,
+            t(0),
+        ))
+        .unwrap();
+    assert_eq!(r.episode, 1);
+    assert_eq!(
+        a.claim_fix_unit(id, 1, "web-a").unwrap(),
+        Claim::Granted("web-a".into())
+    );
+    // Instance b, during a hand-over, cannot write while a is writing.
+    assert_eq!(
+        b.claim_fix_unit(id, 1, "web-b").unwrap(),
+        Claim::HeldElsewhere
+    );
+    // a's write failed: b may try now, under the slug a claimed first.
+    a.release_fix_unit(id, 1).unwrap();
+    assert_eq!(
+        b.claim_fix_unit(id, 1, "web-b").unwrap(),
+        Claim::Granted("web-a".into())
+    );
+    assert!(b.set_fix_unit(id, "web-a").unwrap());
+    assert_eq!(
+        a.get(id).unwrap().unwrap().fix_unit.as_deref(),
+        Some("web-a")
+    );
+    // Linked and released: a later rewrite of the episode (its drift changed) goes to the same unit.
+    assert_eq!(
+        a.claim_fix_unit(id, 1, "other").unwrap(),
+        Claim::Granted("web-a".into())
+    );
+    // a died holding the claim: b takes over once the lease has lapsed.
+    let later =
+        Utc::now() + Duration::from_std(FIX_UNIT_CLAIM_LEASE).unwrap() + Duration::seconds(1);
+    assert_eq!(
+        b.claim_fix_unit(id, 1, "web-b").unwrap(),
+        Claim::HeldElsewhere
+    );
+    assert_eq!(
+        b.claim_fix_unit_at(id, 1, "web-b", later).unwrap(),
+        Claim::Granted("web-a".into())
+    );
+    // Another episode's or an ended episode's fix unit is not claimed.
+    assert_eq!(a.claim_fix_unit(id, 2, "web-2").unwrap(), Claim::Ended);
+    assert!(a.resolve(id, t(50)).unwrap());
+    assert_eq!(a.claim_fix_unit(id, 1, "web-a").unwrap(), Claim::Ended);
+    a.upsert_detection(&det(
+        "Deployment",
+        "default",
+        "web",
+        "/spec/replicas",
+        1,
+        4,
+        t(60),
+    ))
+    .unwrap();
+    assert_eq!(
+        b.claim_fix_unit(id, 2, "web-2").unwrap(),
+        Claim::Granted("web-2".into())
+    );
+}
+
+/// Eight instances see the same new drift at once: one episode starts, and one of them may write its fix
+/// unit.
+fn concurrent_instances_start_one_episode_and_grant_one_claim(f: Fixture) {
+    let id = "Deployment:default:web";
+    let stores: Vec<RecordStore> = (0..8).map(|_| f.open()).collect();
+    let barrier = std::sync::Barrier::new(stores.len());
+    let (transitions, claims): (Vec<Transition>, Vec<Claim>) = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let (transition, r) = store
+                        .upsert_detection(&det(
+                            "Deployment",
+                            "default",
+                            "web",
+                            "/spec/replicas",
+                            1,
+                            3,
+                            t(0),
+                        ))
+                        .unwrap();
+                    barrier.wait();
+                    let claim = store.claim_fix_unit(id, r.episode, "web-1").unwrap();
+                    (transition, claim)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).unzip()
+    });
+    let started = transitions
+        .iter()
+        .filter(|t| **t == Transition::Started)
+        .count();
+    assert_eq!(started, 1, "{transitions:?}");
+    assert_eq!(stores[0].history(id).unwrap().len(), 1);
+    let granted = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Granted(_)))
+        .count();
+    assert_eq!(granted, 1, "{claims:?}");
+}
+
+#[test]
+fn a_sqlite_database_of_the_first_schema_is_moved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drift.db");
+    {
+        // As the first controllers left it: the record tables, no version table, no claim columns.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(super::schema::SQLITE_BASE).unwrap();
+        conn.execute_batch("DROP TABLE schema_version").unwrap();
+    }
+    let store = RecordStore::open(&path).unwrap();
+    store
+        .upsert_detection(&det("ConfigMap", "a", "b", "/data/k", 1, 2, t(0)))
+        .unwrap();
+    assert_eq!(
+        store.claim_fix_unit("ConfigMap:a:b", 1, "b-fix").unwrap(),
+        Claim::Granted("b-fix".into())
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'drift_records'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, super::schema::VERSION);
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drift.db");
+    drop(RecordStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    let err = RecordStore::open_or_rebuild(&path).err().expect("refused");
+    assert!(
+        err.to_string()
+            .contains("version 99, newer than this controller"),
+        "{err}"
+    );
+    // Not moved aside: it is a newer controller's history, not garbage.
+    assert!(path.exists());
+}
+
+#[test]
+fn between_connection_attempts_calls_fail_at_once() {
+    // A server that takes connections and never answers: an attempt waits out connect_timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let attempts = || std::iter::from_fn(|| silent.accept().ok()).count();
+    let store = RecordStore::connect_postgres(&format!(
+        "postgres://u:p@127.0.0.1:{port}/drift?connect_timeout=1"
+    ))
+    .unwrap();
+    assert!(store.active_count().unwrap_err().is_unavailable());
+    assert_eq!(attempts(), 1);
+    // Within the backoff (1 s after the first failure, doubling) no new attempt is made.
+    assert!(store.get("x").unwrap_err().is_unavailable());
+    assert!(
+        store
+            .list(&RecordFilter::default())
+            .unwrap_err()
+            .is_unavailable()
+    );
+    assert_eq!(attempts(), 0);
+}
+
+#[test]
+fn a_lost_postgres_connection_is_replaced_on_the_next_call() {
+    let f = Fixture::postgres("lost_connection");
+    let Fixture::Postgres(url) = &f else {
+        unreachable!()
+    };
+    let store = f.open();
+    store
+        .upsert_detection(&det("ConfigMap", "a", "b", "/data/k", 1, 2, t(0)))
+        .unwrap();
+    // The server ends every other connection to the database (as a restart or failover would).
+    let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the store's connection was ended");
+    assert!(store.get("ConfigMap:a:b").unwrap().is_some());
+    assert!(store.is_available());
+}
+
+#[test]
+fn a_postgres_server_that_is_down_makes_the_store_unavailable_not_the_process() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = RecordStore::connect_postgres(&format!(
+        "postgres://{}:{}@127.0.0.1:{port}/drift",
+        crate::test_postgres::USER,
+        crate::test_postgres::PASSWORD
+    ))
+    .unwrap();
+    let mut registry = Registry::default();
+    store.register_metrics(&mut registry);
+    let err = store.active_count().unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        !err.to_string().contains(crate::test_postgres::PASSWORD),
+        "{err}"
+    );
+    assert!(!store.is_available());
+    let again = store.get("x").unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        err.to_string(),
+        "the same words every time"
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(r#"confighub_drift_store_up{backend="postgres"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"confighub_drift_store_errors_total{backend="postgres"} 2"#),
+        "{text}"
+    );
 }

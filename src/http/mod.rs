@@ -118,7 +118,11 @@ mod tests {
         let metrics = crate::telemetry::Metrics::default();
         let drift = {
             let mut registry = metrics.registry.lock().unwrap();
-            crate::drift::DriftHandles::open(dir.path(), &mut registry).unwrap()
+            crate::drift::DriftHandles::open(
+                &crate::drift::DriftDb::parse("", dir.path()).unwrap(),
+                &mut registry,
+            )
+            .unwrap()
         };
         let app = router_with_api(
             AppState::new(metrics),

@@ -1,8 +1,9 @@
 //! High availability end to end, on a control plane of this binary's own (so that no shared controller
 //! reconciles what these tests check, and so that its kube-apiserver can be restarted without
-//! disturbing other tests): leader election with two controller processes, and a kube-apiserver
-//! restart under a running controller. The two tests take turns (`ONE_AT_A_TIME`): one stops the
-//! API server the other depends on.
+//! disturbing other tests): leader election with two controller processes, a kube-apiserver restart
+//! under a running controller, and drift state in a real PostgreSQL server shared by controllers
+//! killed like lost nodes. The tests take turns (`ONE_AT_A_TIME`): one stops the API server the others
+//! depend on.
 
 // The e2e support code, shared; not every helper is used here.
 #[allow(dead_code, unused_imports)]
@@ -10,6 +11,7 @@
 mod support;
 
 mod apiserver_restart;
+mod drift_db;
 mod instances;
 mod leader;
 

@@ -145,6 +145,8 @@ impl DriftEngine {
         let upsert = detection.clone();
         let (transition, record) = match self.store(move |s| s.upsert_detection(&upsert)).await {
             Ok(result) => result,
+            // The store says so itself (log with backoff, metric); each check need not.
+            Err(err) if err.is_unavailable() => return,
             Err(err) => {
                 tracing::warn!(id = %key.id(), error = %err, "drift: cannot record");
                 return;
@@ -211,6 +213,10 @@ impl DriftEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.fix_unit_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(refused, _)| refused != id);
         tracing::info!(%id, "drift resolved");
         let repo = match &record.repository {
             Some(r) => self
@@ -237,6 +243,10 @@ impl DriftEngine {
     }
 
     pub(super) async fn active_records(&self) -> Vec<DriftRecord> {
+        self.try_active_records().await.unwrap_or_default()
+    }
+
+    pub(super) async fn try_active_records(&self) -> Result<Vec<DriftRecord>, super::StoreError> {
         self.store(|s| {
             s.list(&RecordFilter {
                 status: Some(RecordStatus::Active),
@@ -244,7 +254,6 @@ impl DriftEngine {
             })
         })
         .await
-        .unwrap_or_default()
     }
 }
 

@@ -38,8 +38,8 @@ use super::cluster::{
 use super::desired::{DesiredObject, desired_objects};
 use super::inventory::{InventoryEntry, external_artifact_source};
 use super::{
-    DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey,
-    ObjectRef as RecordRef, RecordFilter, RecordStatus, Transition, detect, fix_unit,
+    Claim, DetectionContext, DetectionSource, DriftHandles, DriftRecord, ObjectKey,
+    ObjectRef as RecordRef, RecordFilter, RecordStatus, StoreError, Transition, detect, fix_unit,
     mode::effective_mode, resources::ResourceState,
 };
 use crate::api::{ConfigHubRepository, DriftMode};
@@ -79,6 +79,8 @@ pub struct DriftEngine {
     unmanaged: Mutex<HashMap<RepoKey, HashSet<String>>>,
     /// When a Flux reconcile was last requested to revert each active record.
     revert_requests: Mutex<HashMap<String, std::time::Instant>>,
+    /// Episodes `(id, episode)` whose fix unit this process was refused (not retried at every sighting).
+    fix_unit_refused: Mutex<HashSet<(String, u32)>>,
     /// The managed kinds the engine cannot see or dry-run, and why.
     blindness: Mutex<Blindness>,
     /// Kustomizations to reconcile now (a kind they apply can be seen again).
@@ -109,6 +111,7 @@ impl DriftEngine {
             flux_revisions: Mutex::new(HashMap::new()),
             unmanaged: Mutex::new(HashMap::new()),
             revert_requests: Mutex::new(HashMap::new()),
+            fix_unit_refused: Mutex::new(HashSet::new()),
             blindness: Mutex::new(Blindness::default()),
             recheck,
             recheck_rx: Mutex::new(Some(recheck_rx)),
@@ -137,7 +140,7 @@ impl DriftEngine {
         }
     }
 
-    /// Runs a call on the record database off the async workers (SQLite blocks).
+    /// Runs a call on the record database off the async workers (SQLite and the PostgreSQL client block).
     async fn store<T: Send + 'static>(
         &self,
         call: impl FnOnce(&super::RecordStore) -> T + Send + 'static,

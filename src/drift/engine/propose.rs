@@ -1,4 +1,6 @@
-//! Propose: the episode's fix unit in ConfigHub, and its `resolved` label when the drift ends.
+//! Propose: the episode's fix unit in ConfigHub, and its `resolved` label when the drift ends. A fix unit
+//! is claimed in the record store before it is written, so two instances (a leader hand-over) never write
+//! two for one episode.
 
 use serde_json::Value;
 
@@ -24,25 +26,38 @@ impl DriftEngine {
     pub(super) async fn write_fix_unit(&self, repo: &Repo, record: &DriftRecord, compared: &Value) {
         let result = self.try_write_fix_unit(repo, record, compared).await;
         match result {
-            Ok(slug) => {
+            Ok(Some(slug)) => {
                 let (id, fix) = (record.id.clone(), slug.clone());
                 let _ = self.store(move |s| s.set_fix_unit(&id, &fix)).await;
                 self.handles.metrics.fix_unit("written");
                 tracing::info!(id = %record.id, fix_unit = %slug, "drift: fix unit written");
             }
+            Ok(None) => {
+                self.handles.metrics.fix_unit("skipped");
+                tracing::debug!(id = %record.id, episode = record.episode,
+                    "drift: the fix unit is being written by another instance, or the episode ended");
+            }
             Err((outcome, err)) => {
+                if outcome == "refused" {
+                    self.fix_unit_refused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert((record.id.clone(), record.episode));
+                }
                 self.handles.metrics.fix_unit(outcome);
                 tracing::warn!(id = %record.id, error = %err, "drift: no fix unit written");
             }
         }
     }
 
+    /// Builds the fix unit, claims it in the record store (so no other instance writes one for the same
+    /// episode, and every instance uses the slug claimed first), and writes it. `None`: not ours to write.
     pub(super) async fn try_write_fix_unit(
         &self,
         repo: &Repo,
         record: &DriftRecord,
         compared: &Value,
-    ) -> Result<String, (&'static str, String)> {
+    ) -> Result<Option<String>, (&'static str, String)> {
         let failed = |e: String| ("failed", e);
         let origin_slug = record
             .unit_slug
@@ -76,18 +91,7 @@ impl DriftEngine {
         let yaml = fix_unit::fix_unit_yaml_from(&data, &key, &record.items, Some(compared))
             .map_err(|e| ("refused", e.to_string()))?;
 
-        let fix_space_slug = fix_space_slug(&repo.chr, &space.slug);
-        let fix_space = client
-            .create_space(
-                &SpaceCreate {
-                    slug: fix_space_slug,
-                    ..Default::default()
-                },
-                true,
-            )
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let slug = match &record.fix_unit {
+        let proposed = match &record.fix_unit {
             Some(existing) => existing.clone(),
             None => fix_unit::fix_unit_slug(
                 &origin_slug,
@@ -95,8 +99,51 @@ impl DriftEngine {
                 &format!("{}-{}", record.name, record.episode),
             ),
         };
+        let (id, episode) = (record.id.clone(), record.episode);
+        let slug = match self
+            .store(move |s| s.claim_fix_unit(&id, episode, &proposed))
+            .await
+        {
+            Ok(Claim::Granted(slug)) => slug,
+            Ok(Claim::HeldElsewhere | Claim::Ended) => return Ok(None),
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        let written = self
+            .upload_fix_unit(repo, &client, &space, record, &origin_slug, &slug, yaml)
+            .await;
+        if written.is_err() {
+            // Let the next check (here or on another instance) try again at once, not after the lease.
+            let (id, episode) = (record.id.clone(), record.episode);
+            let _ = self.store(move |s| s.release_fix_unit(&id, episode)).await;
+        }
+        written.map(|()| Some(slug)).map_err(failed)
+    }
+
+    /// Creates (or finds) the fix space and the unit `slug`, and uploads `yaml` as its next revision.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_fix_unit(
+        &self,
+        repo: &Repo,
+        client: &confighub::Client,
+        space: &confighub::Space,
+        record: &DriftRecord,
+        origin_slug: &str,
+        slug: &str,
+        yaml: String,
+    ) -> Result<(), String> {
+        let key = ObjectKey::new(&record.kind, &record.namespace, &record.name);
+        let fix_space = client
+            .create_space(
+                &SpaceCreate {
+                    slug: fix_space_slug(&repo.chr, &space.slug),
+                    ..Default::default()
+                },
+                true,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         let labels = fix_unit::fix_unit_labels(
-            &origin_slug,
+            origin_slug,
             &space.slug,
             record.revision.as_deref().unwrap_or_default(),
             &record.id,
@@ -106,7 +153,7 @@ impl DriftEngine {
             .create_unit(
                 &fix_space.space_id,
                 &UnitCreate {
-                    slug: slug.clone(),
+                    slug: slug.to_string(),
                     toolchain_type: "Kubernetes/YAML".into(),
                     labels: labels.into_iter().collect(),
                     ..Default::default()
@@ -114,7 +161,7 @@ impl DriftEngine {
                 true,
             )
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         client
             .upload_unit_data(
                 &fix_space.space_id,
@@ -124,8 +171,8 @@ impl DriftEngine {
                 Some(&description),
             )
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(slug)
+            .map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     pub(super) async fn label_fix_unit_resolved(&self, repo: &Repo, slug: &str) {

@@ -1,5 +1,5 @@
 //! Remediation by mode: Revert asks kustomize-controller to re-apply (again if drift outlives a request);
-//! Propose writes the episode's fix unit (`propose.rs`) when its content changes.
+//! Propose writes the episode's fix unit (`propose.rs`) when its content changes, or when it is missing.
 
 use chrono::Utc;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -43,10 +43,16 @@ impl DriftEngine {
                     self.request_flux_reconcile(ks, &record.id).await;
                 }
             }
-            DriftMode::Propose if fix_unit_due(transition) => {
-                self.write_fix_unit(repo, record, compared).await
+            DriftMode::Propose => {
+                let refused = self
+                    .fix_unit_refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&(record.id.clone(), record.episode));
+                if fix_unit_due(transition, record.fix_unit.is_some(), refused) {
+                    self.write_fix_unit(repo, record, compared).await
+                }
             }
-            DriftMode::Propose => {}
         }
     }
 
@@ -69,9 +75,11 @@ impl DriftEngine {
 }
 
 /// Whether the episode's fix unit must be written (or rewritten): it follows the episode's content, so when
-/// an episode starts or its drift changes; seeing the same drift again changes nothing.
-fn fix_unit_due(transition: Transition) -> bool {
-    transition != Transition::Unchanged
+/// an episode starts or its drift changes. Seeing the same drift again changes nothing, unless the episode
+/// has no fix unit yet (its writer failed, or died in a leader hand-over) and this instance has not been
+/// refused one for it.
+fn fix_unit_due(transition: Transition, has_fix_unit: bool, refused_here: bool) -> bool {
+    transition != Transition::Unchanged || (!has_fix_unit && !refused_here)
 }
 
 /// Whether to ask Flux (again) to revert: always when an episode starts; otherwise when no request is
@@ -91,9 +99,14 @@ mod tests {
 
     #[test]
     fn a_fix_unit_follows_the_episode_not_every_sighting() {
-        assert!(fix_unit_due(Transition::Started));
-        assert!(fix_unit_due(Transition::Updated));
-        assert!(!fix_unit_due(Transition::Unchanged));
+        assert!(fix_unit_due(Transition::Started, false, false));
+        assert!(fix_unit_due(Transition::Updated, true, false));
+        assert!(!fix_unit_due(Transition::Unchanged, true, false));
+        // A missing fix unit (a failed write, or a leader that died mid-write) is written at the next
+        // sighting, unless this instance was refused one for the episode (no origin unit, say).
+        assert!(fix_unit_due(Transition::Unchanged, false, false));
+        assert!(!fix_unit_due(Transition::Unchanged, false, true));
+        assert!(fix_unit_due(Transition::Updated, false, true));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::{DriftEngine, Repo, RepoKey};
 use crate::api::ConfigHubRepository;
 use crate::api::conditions::{
     DRIFTED, REASON_DETECTION_UNAVAILABLE, REASON_DRIFT_DETECTED, REASON_NO_DRIFT_DETECTED,
+    REASON_RECORD_STORE_UNAVAILABLE,
 };
 use crate::drift::blind::KindId;
 use crate::drift::inventory::{entries, external_artifact_source};
@@ -59,6 +60,28 @@ pub(super) fn drifted_condition(
         status: status.to_string(),
         reason: reason.to_string(),
         message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// `Drifted=Unknown` while the record database cannot be reached: neither "no drift" nor the last count
+/// can be claimed. Pure.
+pub(super) fn store_unavailable_condition(
+    previous: Option<&Condition>,
+    cause: &str,
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
+    let last_transition_time = previous
+        .filter(|c| c.status == "Unknown")
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(now);
+    Condition {
+        type_: DRIFTED.to_string(),
+        status: "Unknown".to_string(),
+        reason: REASON_RECORD_STORE_UNAVAILABLE.to_string(),
+        message: format!("drift cannot be recorded or read back: {cause}"),
         observed_generation: generation,
         last_transition_time,
     }
@@ -132,9 +155,14 @@ impl DriftEngine {
             repo.chr.namespace().unwrap_or_default(),
             repo.chr.name_any(),
         );
-        let active: Vec<DriftRecord> = self
-            .active_records()
-            .await
+        let records = match self.try_active_records().await {
+            Ok(records) => Ok(records),
+            Err(err) if err.is_unavailable() => Err(err.to_string()),
+            Err(_) => Ok(Vec::new()),
+        };
+        let active: Vec<DriftRecord> = records
+            .clone()
+            .unwrap_or_default()
             .into_iter()
             .filter(|r| {
                 r.status == RecordStatus::Active
@@ -172,14 +200,20 @@ impl DriftEngine {
             .map(|r| r.severity)
             .max()
             .map(|s| s.to_string());
-        let next = drifted_condition(
-            previous,
-            active.len(),
-            worst.as_deref(),
-            blind.as_deref(),
-            current.metadata.generation,
-            Time(k8s_openapi::jiff::Timestamp::now()),
-        );
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let next = match records {
+            Err(cause) => {
+                store_unavailable_condition(previous, &cause, current.metadata.generation, now)
+            }
+            Ok(_) => drifted_condition(
+                previous,
+                active.len(),
+                worst.as_deref(),
+                blind.as_deref(),
+                current.metadata.generation,
+                now,
+            ),
+        };
         if same(previous, &next) {
             return;
         }
@@ -256,5 +290,13 @@ mod tests {
         assert_eq!(again.last_transition_time, at(3));
         assert!(!same(Some(&both), &again));
         assert!(same(Some(&again), &again.clone()));
+        // An unreachable record store is no "no drift".
+        let down = store_unavailable_condition(Some(&again), "connection refused", Some(1), at(10));
+        assert_eq!(
+            (down.status.as_str(), down.reason.as_str()),
+            ("Unknown", REASON_RECORD_STORE_UNAVAILABLE)
+        );
+        assert!(down.message.contains("connection refused"));
+        assert_eq!(down.last_transition_time, at(10));
     }
 }

@@ -198,7 +198,11 @@ async fn fixture(cluster: Cluster) -> Fixture {
         },
         None,
     );
-    let handles = crate::drift::DriftHandles::open(&root, &mut registry).unwrap();
+    let handles = crate::drift::DriftHandles::open(
+        &crate::drift::DriftDb::parse("", &root).unwrap(),
+        &mut registry,
+    )
+    .unwrap();
     let mut repositories = Writer::<ConfigHubRepository>::default();
     repositories.apply_watcher_event(&watcher::Event::Apply(chr));
     let engine = DriftEngine::new(client, source, handles, repositories.as_reader());

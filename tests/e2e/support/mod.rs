@@ -7,9 +7,12 @@ pub mod flux_events;
 pub mod go_tool;
 pub mod hub;
 pub mod kube_helpers;
+pub mod own_controller;
+pub mod postgres;
 pub mod proxy;
 pub mod service_account;
 pub mod shard;
+pub mod tied;
 pub mod tls;
 
 pub use artifact_server::*;
