@@ -1,6 +1,8 @@
 //! Two controller processes with `--leader-elect` on one Lease (the chart's Lease RBAC, as the chart's
-//! ServiceAccount): exactly one leads; SIGKILL it, and the other takes over within 15 s (the issue's
-//! bound) and carries a hub edit through kustomize-controller into the cluster.
+//! ServiceAccount) and one PostgreSQL drift database: exactly one leads and records a drift with its
+//! fix unit; SIGKILL it, and the other takes over within 15 s (the bound), keeps that one
+//! record and fix unit (none duplicated) and carries a hub edit through kustomize-controller into the
+//! cluster.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::instances::Instance;
+use crate::support::postgres::database_url;
 use crate::support::service_account::{NAMESPACE, helm_template};
 use crate::support::*;
 
@@ -35,7 +38,7 @@ pub async fn config_map_color(cms: &Api<ConfigMap>, name: &str) -> Option<String
 /// timed so a takeover fits the bound (a candidate takes over 5 s after it last saw the Lease renewed,
 /// trying every 1-2.2 s), plus what only an out-of-cluster process needs: the Lease's namespace (a pod
 /// uses its own), and a Lease name of this test's.
-fn election_flags(lease: &str, ns: &str) -> Vec<String> {
+fn election_flags(lease: &str, ns: &str, drift_db: &str) -> Vec<String> {
     let rendered = helm_template(
         control_plane(),
         NAMESPACE,
@@ -77,6 +80,8 @@ fn election_flags(lease: &str, ns: &str) -> Vec<String> {
             lease,
             "--watch-namespace",
             ns,
+            "--drift-db",
+            drift_db,
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -99,6 +104,36 @@ async fn one_leader(instances: &[&Instance], lease: &str, timeout: Duration) -> 
     .await
 }
 
+/// The episode of the active record `id` on `instance`, once it has one.
+async fn record_episode(instance: &Instance, id: &str) -> u64 {
+    wait_for(&format!("an active record {id}"), TIMEOUT, || async {
+        let (code, body) = instance
+            .get(&format!("/api/v1/drift-records/{id}"))
+            .await?;
+        let record: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && record["status"] == "active")
+            .then(|| record["episode"].as_u64())
+            .flatten()
+    })
+    .await
+}
+
+/// How many units of the fix space propose a fix of unit `settings`.
+async fn fix_units(hub: &confighub_source_controller::confighub::Client) -> usize {
+    let Ok(Some(space)) = hub.find_space_by_slug("ha-drift-fixes").await else {
+        return 0;
+    };
+    hub.list_units(&space.space_id, None, &[])
+        .await
+        .map(|units| {
+            units
+                .iter()
+                .filter(|u| u.labels.get("DriftOriginUnit").map(String::as_str) == Some("settings"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_takes_over_when_the_leader_is_killed() {
     let _turn = crate::ONE_AT_A_TIME.lock().await;
@@ -111,10 +146,9 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         .await;
     token_secret(&client, &ns, "confighub", &hub.token).await;
 
-    let mut instances = [
-        Instance::start("a", &election_flags(&lease, &ns)),
-        Instance::start("b", &election_flags(&lease, &ns)),
-    ];
+    let drift_db = database_url("ha_leader");
+    let flags = election_flags(&lease, &ns, &drift_db);
+    let mut instances = [Instance::start("a", &flags), Instance::start("b", &flags)];
     let leader = one_leader(&[&instances[0], &instances[1]], &lease, TIMEOUT).await;
     let follower = 1 - leader;
 
@@ -131,7 +165,8 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         &client,
         &ns,
         "ha",
-        json!({"url": hub.url, "space": "ha", "interval": "2s", "secretRef": {"name": "confighub"}}),
+        json!({"url": hub.url, "space": "ha", "interval": "2s", "secretRef": {"name": "confighub"},
+               "drift": {"mode": "Propose"}}),
     )
     .await;
     apply_kustomization(&client, &ns, "ha", "ha").await;
@@ -153,6 +188,24 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
         "the follower reconciled nothing"
     );
 
+    // Drift behind Flux's back: the leader records it and proposes one fix unit.
+    let edited = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": &*ns}, "data": {"color": "red"}});
+    cms.patch(
+        "settings",
+        &kube::api::PatchParams::apply("e2e-editor").force(),
+        &kube::api::Patch::Apply(&edited),
+    )
+    .await
+    .unwrap();
+    let id = format!("ConfigMap:{ns}:settings");
+    let episode = record_episode(&instances[leader], &id).await;
+    let fixes = hub.client();
+    wait_for("the leader's fix unit", TIMEOUT, || async {
+        (fix_units(&fixes).await == 1).then_some(())
+    })
+    .await;
+
     // SIGKILL the leader: no release of the Lease; the follower must wait it out, within the bound.
     instances[leader].kill();
     let killed = Instant::now();
@@ -165,6 +218,26 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
     eprintln!("takeover after SIGKILL of the leader: {took:?} (lease 5 s, retry 1 s)");
     let (code, _) = instances[follower].get("/readyz").await.unwrap();
     assert_eq!(code, 200, "the new leader is ready");
+    // The new leader judged every object again (a full pass after taking over), found the same drift
+    // in the shared database, and wrote no second record or fix unit.
+    let passes = |metrics: String| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("confighub_drift_passes_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    wait_for("a full drift pass of the new leader", TIMEOUT, || async {
+        let (_, metrics) = instances[follower].get("/metrics").await?;
+        (passes(metrics) > 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        record_episode(&instances[follower], &id).await,
+        episode,
+        "the same episode, not a new record"
+    );
+    assert_eq!(fix_units(&fixes).await, 1, "no second fix unit");
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let spec = leases.get(&lease).await.unwrap().spec.unwrap();
     assert_eq!(
@@ -190,7 +263,7 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
     // SIGTERM the leader: it steps down (--leader-election-release-on-cancel, on in the chart), so the
     // Lease no longer names it once it has exited, and a third instance takes over without waiting out
     // the lease.
-    let third = Instance::start("c", &election_flags(&lease, &ns));
+    let third = Instance::start("c", &flags);
     wait_for("the third instance to follow", TIMEOUT, || async {
         (third.leader_status(&lease).await == Some(0)).then_some(())
     })
