@@ -125,10 +125,10 @@ fn quadratic_alias_blowup_is_refused() {
     src.push_str("x]\nb: [");
     src.push_str(&"*a,".repeat(20_000));
     src.push_str("*a]\n");
-    let start = std::time::Instant::now();
+    // Refused by the expansion budget (not by time: no timed assertions); a build that expanded the
+    // 400M nodes first would not finish this test at all.
     let err = process_unit(src.as_bytes(), &stamp()).unwrap_err();
     assert!(matches!(err, BuildError::AliasExpansion { .. }), "{err:?}");
-    assert!(start.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]
