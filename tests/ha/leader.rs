@@ -107,9 +107,7 @@ async fn one_leader(instances: &[&Instance], lease: &str, timeout: Duration) -> 
 /// The episode of the active record `id` on `instance`, once it has one.
 async fn record_episode(instance: &Instance, id: &str) -> u64 {
     wait_for(&format!("an active record {id}"), TIMEOUT, || async {
-        let (code, body) = instance
-            .get(&format!("/api/v1/drift-records/{id}"))
-            .await?;
+        let (code, body) = instance.get(&format!("/api/v1/drift-records/{id}")).await?;
         let record: serde_json::Value = serde_json::from_str(&body).ok()?;
         (code == 200 && record["status"] == "active")
             .then(|| record["episode"].as_u64())
