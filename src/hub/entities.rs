@@ -199,7 +199,11 @@ pub async fn list_spaces(
 ) -> Result<axum::response::Response, ApiError> {
     let spaces = hub.db(|tx, _| store::list_spaces(tx)).await?;
     let (mut values, named) = filtered(spaces, &q, SPACE_SCHEMA)?;
-    let known = serde_json::to_value(Space::default())?;
+    // Every field a space can have, including the ID left out while empty.
+    let known = serde_json::to_value(Space {
+        release_target_id: "-".into(),
+        ..Default::default()
+    })?;
     select(
         &mut values,
         &q,

@@ -139,10 +139,14 @@ pub async fn patch_space(
             }
             let mut doc = serde_json::to_value(&current)?;
             for (key, value) in &patch {
-                if let Some(slot) = doc
-                    .get_mut(key)
-                    .filter(|_| SPACE_PATCHABLE.contains(&key.as_str()))
-                {
+                // A patchable field left out of the stored form when empty (ReleaseTargetID) is
+                // still patchable.
+                let slot = SPACE_PATCHABLE
+                    .contains(&key.as_str())
+                    .then(|| doc.as_object_mut())
+                    .flatten()
+                    .map(|fields| fields.entry(key.clone()).or_insert(Value::Null));
+                if let Some(slot) = slot {
                     if value.is_null() {
                         *slot = match slot {
                             Value::Object(_) => json!({}),

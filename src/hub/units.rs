@@ -62,7 +62,12 @@ pub async fn list_units(
         .await?;
     let (mut values, named) = filtered(units, &q, UNIT_SCHEMA)?;
     values.retain(|u| shown(u, &q));
-    let known = serde_json::to_value(Unit::default())?;
+    // Every field a unit can have, including the IDs left out while empty.
+    let known = serde_json::to_value(Unit {
+        target_id: "-".into(),
+        change_set_id: "-".into(),
+        ..Default::default()
+    })?;
     let always = ["UnitID", "SpaceID", "OrganizationID", "Slug"];
     select(&mut values, &q, &known, &always, &named)?;
     let (values, next) = page(values, &q)?;
@@ -370,7 +375,11 @@ pub async fn patch_unit(
                 if !PATCHABLE.contains(&key.as_str()) {
                     continue;
                 }
-                if let Some(slot) = doc.get_mut(key) {
+                // A field left out of the stored form while empty (TargetID) is still patchable.
+                if let Some(slot) = doc
+                    .as_object_mut()
+                    .map(|fields| fields.entry(key.clone()).or_insert(Value::Null))
+                {
                     if value.is_null() {
                         // `null` deletes: the field goes back to its zero value.
                         *slot = match slot {
