@@ -102,3 +102,68 @@ fn pack_fails_clearly_on_bad_input() {
             .contains("/definitely/not/here")
     );
 }
+
+#[path = "e2e/support/go_tool.rs"]
+mod go_tool;
+
+/// The archive passes Flux's own extractor (github.com/fluxcd/pkg/tar, what kustomize-controller uses;
+/// `hack/flux-archive -untar`), and what it extracts is exactly what the archive holds.
+#[test]
+fn flux_extracts_the_archive_with_its_own_code() {
+    let units = tempfile::tempdir().unwrap();
+    write_units(units.path());
+    for demo in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/units"))
+        .unwrap()
+    {
+        let demo = demo.unwrap().path();
+        std::fs::copy(&demo, units.path().join(demo.file_name().unwrap())).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("a.tar.gz");
+    let packed = pack(&[
+        units.path().to_str().unwrap(),
+        "--out",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(packed.status.success(), "{packed:?}");
+
+    let extracted = out.path().join("extracted");
+    let flux = Command::new(go_tool::built_go_tool("flux-archive"))
+        .arg("-untar")
+        .arg(&archive)
+        .arg(&extracted)
+        .output()
+        .unwrap();
+    assert!(
+        flux.status.success(),
+        "Flux's extractor refused the archive: {}",
+        String::from_utf8_lossy(&flux.stderr)
+    );
+
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut entries = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut names = Vec::new();
+    for entry in entries.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        assert_eq!(
+            std::fs::read(extracted.join(&name)).unwrap(),
+            content,
+            "{name} as Flux extracted it"
+        );
+        names.push(name);
+    }
+    let mut on_disk: Vec<String> = std::fs::read_dir(&extracted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    on_disk.sort();
+    names.sort();
+    assert_eq!(
+        on_disk, names,
+        "Flux extracted every entry and nothing else"
+    );
+    assert!(names.len() >= 4, "{names:?}");
+}

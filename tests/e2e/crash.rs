@@ -98,6 +98,19 @@ fn check_storage(storage: &Path, findings: &mut Findings) {
     assert!(!moved_aside, "the drift database was never moved aside");
 }
 
+/// Edits an applied ConfigMap behind Flux's back.
+async fn drift(config_maps: &Api<ConfigMap>, name: &str, color: &str) {
+    let drifted = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": name}, "data": {"color": color}});
+    let _ = config_maps
+        .patch(
+            name,
+            &PatchParams::apply("crash-test").force(),
+            &Patch::Apply(&drifted),
+        )
+        .await;
+}
+
 /// The artifact's decompressed contents, if it is served and matches its digest.
 async fn served(url: &str, digest: &str) -> Option<Vec<u8>> {
     let response = http_get(url).await;
@@ -161,6 +174,15 @@ async fn kill_9_at_random_moments_never_tears_what_is_stored_or_served() {
     })
     .await;
     let repos: Api<ConfigHubRepository> = Api::namespaced(client.clone(), &ns);
+    // A first drift record before the kills, so the database holds records to tear (Flux's next
+    // apply resolves each later drift quickly, so a run may kill before any is recorded).
+    drift(&config_maps, "u0", "drifted-first").await;
+    let first = format!("/api/v1/drift-records/ConfigMap:{ns}:u0");
+    wait_for("a first drift record", TIMEOUT, || async {
+        let response = http_get(&format!("http://{}{first}", shard.http)).await;
+        (response.status() == 200).then_some(())
+    })
+    .await;
 
     let mut findings = Findings::default();
     for run in 0..runs {
@@ -169,16 +191,12 @@ async fn kill_9_at_random_moments_never_tears_what_is_stored_or_served() {
         let unit = format!("u{}", run % UNITS);
         hub.put_unit(&space_id, &unit, &config_map(&unit, &color))
             .await;
-        let drifted = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                             "metadata": {"name": format!("u{}", (run + 1) % UNITS)},
-                             "data": {"color": format!("drifted-{run}")}});
-        let _ = config_maps
-            .patch(
-                &format!("u{}", (run + 1) % UNITS),
-                &PatchParams::apply("crash-test").force(),
-                &Patch::Apply(&drifted),
-            )
-            .await;
+        drift(
+            &config_maps,
+            &format!("u{}", (run + 1) % UNITS),
+            &format!("drifted-{run}"),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..1500))).await;
         shard.kill9();
         check_storage(&shard.storage_path, &mut findings);

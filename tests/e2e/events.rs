@@ -26,6 +26,10 @@ fn received(ns: &str, name: &str, reason: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_notification_controller_about_the_external_artifact() {
     let ctl = controller();
+    // No controller restart (which resets the counters read below) while this test runs.
+    let _no_restart = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
     let client = client().await;
     let ns = namespace(&client, "events").await;
     let hub = TestHub::start().await;

@@ -26,6 +26,10 @@ fn reconciles(ns: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_each_reconcile_and_serve_only_their_own_repositories() {
     let main = controller();
+    // No controller restart (which resets the counters read below) while this test runs.
+    let _no_restart = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
     let shard = Shard::start("shard-b", None, &[]);
     let client = client().await;
     let ns = namespace(&client, "shards").await;

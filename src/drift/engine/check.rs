@@ -102,6 +102,12 @@ impl DriftEngine {
                     tracing::debug!(id = %entry.record_id(), error = %status, "drift: dry run refused; comparing as is");
                     applied.clone()
                 }
+                // The object (or its namespace) went away since the get: the watch reports the
+                // deletion; it says nothing about what we can see.
+                Err(err) if going_away(&err) => {
+                    tracing::debug!(id = %entry.record_id(), error = %err, "drift: object went away during the check");
+                    return;
+                }
                 Err(err) => {
                     self.blind(&kind, Verb::Patch, &err).await;
                     return;
@@ -271,4 +277,45 @@ fn written_at(live: &Value) -> Option<chrono::DateTime<Utc>> {
     chrono::DateTime::parse_from_rfc3339(times.last()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// A dry run refused because the object or its namespace is being deleted: 404, or the 403 the API
+/// server gives for new content in a terminating namespace (a dry-run apply of a just-deleted object
+/// is a create). Not blindness: RBAC refusals never say "being terminated".
+fn going_away(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => {
+            status.code == 404
+                || (status.code == 403 && status.message.contains("being terminated"))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod going_away_tests {
+    use super::going_away;
+
+    fn api(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            serde_json::from_value(serde_json::json!({
+                "status": "Failure", "code": code, "message": message, "reason": "x"
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_vanishing_object_is_not_blindness_but_a_refusal_is() {
+        assert!(going_away(&api(404, "configmaps \"x\" not found")));
+        assert!(going_away(&api(
+            403,
+            "configmaps \"x\" is forbidden: unable to create new content in namespace n because it is being terminated"
+        )));
+        assert!(!going_away(&api(
+            403,
+            "configmaps \"x\" is forbidden: User \"system:serviceaccount:a:b\" cannot patch resource"
+        )));
+        assert!(!going_away(&api(500, "etcd timeout")));
+    }
 }
