@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use confighub_source_controller::api::ConfigHubRepository;
 use confighub_source_controller::connection::Connections;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
 use crate::support::controller::FULL_CHECKS_OF_EVERYTHING;
@@ -20,22 +19,6 @@ const TOKEN_TTL: Duration = Duration::from_secs(3);
 
 fn config_map(name: &str, color: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
-/// A Secret with these string keys, applied in place (server-side apply, so keys left out are removed).
-async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("e2e-credentials").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .expect("applying the Secret");
 }
 
 fn worker_keys(id: &str, secret: &str) -> serde_json::Value {
@@ -80,7 +63,7 @@ async fn worker_credentials_keep_working_through_many_token_lifetimes() {
     let space_id = hub.space("rolling").await;
     hub.put_unit(&space_id, "settings", &config_map("settings", "color-0"))
         .await;
-    secret(
+    apply_secret(
         &client,
         &ns,
         "worker",
@@ -195,7 +178,7 @@ async fn wrong_worker_credentials_are_named_and_recover_when_fixed_in_place() {
         .await;
 
     // What `cub worker install` writes: the secret alone, the ID kept in the Deployment.
-    secret(
+    apply_secret(
         &client,
         &ns,
         "worker",
@@ -230,7 +213,7 @@ async fn wrong_worker_credentials_are_named_and_recover_when_fixed_in_place() {
     );
 
     // Both keys, wrong secret: refused by POST /auth/worker.
-    secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
+    apply_secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
     let repos: Api<ConfigHubRepository> = Api::namespaced(client.clone(), &ns);
     let chr = wait_for(
         "the refused secret to be reported",
@@ -253,7 +236,7 @@ async fn wrong_worker_credentials_are_named_and_recover_when_fixed_in_place() {
     );
 
     // Fixed in place: Ready at a following reconcile, nobody touches the repository.
-    secret(&client, &ns, "worker", worker_keys(&worker_id, &right)).await;
+    apply_secret(&client, &ns, "worker", worker_keys(&worker_id, &right)).await;
     let chr = wait_repository(&client, &ns, "guarded", "True", None, READY_TIMEOUT).await;
     assert!(condition(&chr, "FetchFailed").is_none());
 
@@ -302,7 +285,7 @@ async fn connections_serve_any_caller_with_shared_clients_and_rotated_secrets() 
     let right = format!("right-{}", uuid::Uuid::new_v4().simple());
     let mut hub = TestHub::start_with(vec![(worker_id.clone(), right.clone())], None).await;
     hub.space("shared").await;
-    secret(&client, &ns, "worker", worker_keys(&worker_id, &right)).await;
+    apply_secret(&client, &ns, "worker", worker_keys(&worker_id, &right)).await;
     let chr: ConfigHubRepository = serde_json::from_value(json!({
         "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
         "metadata": {"name": "shared", "namespace": ns},
@@ -324,7 +307,7 @@ async fn connections_serve_any_caller_with_shared_clients_and_rotated_secrets() 
 
     // Rotated in place to a wrong secret: a fresh connection is refused, naming the Secret's key.
     let wrong = format!("wrong-{}", uuid::Uuid::new_v4().simple());
-    secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
+    apply_secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
     let err = Connections::new(None)
         .connect(&client, &chr)
         .await

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use confighub_source_controller::api::ConfigHubRepository;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use serde_json::json;
 
 use crate::support::proxy::TestProxy;
@@ -18,22 +18,6 @@ use crate::support::tls::TestCa;
 use crate::support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A Secret with these string keys, applied in place (server-side apply: keys left out are removed).
-async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("e2e-tls").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .expect("applying the Secret");
-}
 
 async fn delete_repository(client: &kube::Client, ns: &str, name: &str) {
     let api: Api<ConfigHubRepository> = Api::namespaced(client.clone(), ns);
@@ -75,9 +59,9 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
     let proxy = TestProxy::start("alice", &proxy_password).await;
 
     token_secret(&client, &ns, "token", &hub.token).await;
-    secret(&client, &ns, "ca", json!({"ca.crt": ca.cert_pem()})).await;
+    apply_secret(&client, &ns, "ca", json!({"ca.crt": ca.cert_pem()})).await;
     // First a wrong proxy password: the proxy refuses, the repository says so.
-    secret(
+    apply_secret(
         &client,
         &ns,
         "proxy",
@@ -111,7 +95,7 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
     );
 
     // The password fixed in place: the next reconcile builds a new client and gets through.
-    secret(
+    apply_secret(
         &client,
         &ns,
         "proxy",
@@ -166,7 +150,7 @@ async fn a_wrong_ca_is_refused_with_a_clear_condition_until_the_secret_is_fixed(
     token_secret(&client, &ns, "token", &hub.token).await;
 
     // A Secret without `ca.crt`: the message names the Secret and the key.
-    secret(&client, &ns, "ca", json!({"ca.pem": ca.cert_pem()})).await;
+    apply_secret(&client, &ns, "ca", json!({"ca.pem": ca.cert_pem()})).await;
     apply_repository(
         &client,
         &ns,
@@ -194,7 +178,7 @@ async fn a_wrong_ca_is_refused_with_a_clear_condition_until_the_secret_is_fixed(
     // "ConfigHub is down", not AuthenticationFailed).
     let failed_calls = "confighub_client_requests_total{operation=\"ListSpaces\",code=\"error\"}";
     let before = metric(&ctl.metrics().await, failed_calls);
-    secret(&client, &ns, "ca", json!({"ca.crt": stranger.cert_pem()})).await;
+    apply_secret(&client, &ns, "ca", json!({"ca.crt": stranger.cert_pem()})).await;
     let chr = wait_repository(
         &client,
         &ns,
@@ -217,7 +201,7 @@ async fn a_wrong_ca_is_refused_with_a_clear_condition_until_the_secret_is_fixed(
     );
 
     // The right CA, fixed in place: Ready at the next reconcile.
-    secret(&client, &ns, "ca", json!({"ca.crt": ca.cert_pem()})).await;
+    apply_secret(&client, &ns, "ca", json!({"ca.crt": ca.cert_pem()})).await;
     let chr = wait_repository(&client, &ns, "pinned", "True", None, READY_TIMEOUT).await;
     assert!(chr.status.unwrap().artifact.is_some());
     delete_repository(&client, &ns, "pinned").await;

@@ -123,6 +123,22 @@ pub async fn token_secret(client: &Client, ns: &str, name: &str, token: &str) {
         .expect("applying the token Secret");
 }
 
+/// A Secret with these string keys, applied in place (server-side apply: keys left out are removed).
+pub async fn apply_secret(client: &Client, ns: &str, name: &str, data: serde_json::Value) {
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("applying the Secret");
+}
+
 /// Creates or updates a ConfigHubRepository from a JSON spec.
 pub async fn apply_repository(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
     apply_repository_labelled(client, ns, name, serde_json::json!({}), spec).await
