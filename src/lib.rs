@@ -19,6 +19,7 @@ pub mod http;
 pub mod hub;
 pub mod leader;
 pub mod notification;
+pub(crate) mod pod_event;
 pub mod process;
 pub mod run;
 pub mod source;

@@ -167,6 +167,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
+    if let Some(aside) = &drift.moved_aside {
+        crate::pod_event::warn_on_own_pod(
+            client.clone(),
+            "DriftDatabaseMovedAside",
+            format!(
+                "the drift record database was unreadable; it was moved to {} and a new one started",
+                aside.display()
+            ),
+        )
+        .await;
+    }
     let options = ControllerOptions {
         watch_namespace: Some(args.watch_namespace.clone()).filter(|n| !n.is_empty()),
         label_selector: Some(args.watch_label_selector.clone()).filter(|s| !s.is_empty()),

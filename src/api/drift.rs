@@ -102,9 +102,12 @@ impl std::fmt::Display for Severity {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IgnoreRule {
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
     pub paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub name: Option<String>,
 }

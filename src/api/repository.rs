@@ -37,15 +37,17 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 pub struct ConfigHubRepositorySpec {
     /// ConfigHub origin, without `/api`.
     #[serde(default = "default_url")]
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
     pub url: String,
 
     /// Space slug or UUID.
     #[schemars(length(min = 1, max = 128))]
     pub space: String,
 
-    /// ConfigHub `where` expression selecting the units to include (all units when empty).
+    /// ConfigHub `where` expression selecting the units to include (all units when empty). At most
+    /// 4,096 characters: it travels in every request's query string.
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub where_: Option<String>,
 
     /// Which revision of each unit to pack.
@@ -70,12 +72,12 @@ pub struct ConfigHubRepositorySpec {
     pub proxy_secret_ref: Option<SecretReference>,
 
     /// How often to check ConfigHub for changes.
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub interval: String,
 
     /// Timeout for one reconcile (fetch, build and store).
     #[serde(default = "default_timeout")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub timeout: String,
 
     /// Stop reconciling; the last artifact keeps being served.
@@ -103,10 +105,13 @@ pub struct DriftSpec {
 
     /// Per-type and/or per-severity modes; the most specific matching override wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub overrides: Vec<DriftOverride>,
 
-    /// Fields whose drift is expected and never acted on.
+    /// Fields whose drift is expected and never acted on (at most 256 rules; each is matched against
+    /// every drifted field).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub ignore: Vec<IgnoreRule>,
 
     /// Space that receives fix units in Propose mode (default `<space>-drift-fixes`, created if missing).
@@ -164,7 +169,7 @@ impl RevisionMode {
 /// A reference to a Secret in the object's own namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretReference {
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 

@@ -58,6 +58,8 @@ pub struct DriftHandles {
     /// Fired by `POST /api/v1/analyze`; the controller runs a full comparison on each notification.
     pub analyze: Arc<Notify>,
     pub metrics: metrics::DriftMetrics,
+    /// Where an unreadable SQLite database was moved when this process opened the store.
+    pub moved_aside: Option<std::path::PathBuf>,
 }
 
 impl DriftHandles {
@@ -65,7 +67,7 @@ impl DriftHandles {
     /// `confighub_drift_store_up`) and connects once it is back.
     pub fn open(db: &DriftDb, registry: &mut Registry) -> Result<Self, StoreError> {
         let (store, moved) = RecordStore::open_db(db)?;
-        if let Some(aside) = moved {
+        if let Some(aside) = &moved {
             tracing::warn!(
                 moved_to = %aside.display(),
                 "drift: the record database was unreadable; it was moved aside and a new one started (drift history before now is in the moved file)"
@@ -80,6 +82,7 @@ impl DriftHandles {
             resources: Arc::new(resources::ResourceRegistry::default()),
             analyze: Arc::new(Notify::new()),
             metrics,
+            moved_aside: moved,
         })
     }
 

@@ -4,6 +4,11 @@
 //!
 //! Revisions are immutable, so `(UnitID, RevisionNum) → DataHash` is cached too; `LastReleased` mode then
 //! needs no revision look-up for a unit whose released revision has not moved.
+//!
+//! The layout carries a version in `<root>/FORMAT`. A cache without one is the first releases' layout,
+//! which is version 1, and is adopted as it is; a cache of any other version (a newer controller's, or
+//! an unreadable file) is emptied and refilled from ConfigHub: nothing in it is lost that cannot be
+//! fetched again.
 
 use crate::atomic_file::AtomicWrite;
 use std::path::{Path, PathBuf};
@@ -33,9 +38,35 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
+/// The file holding the layout's version, and the version this controller writes and reads.
+const FORMAT_FILE: &str = "FORMAT";
+const FORMAT: &str = "confighub-unit-cache 1";
+
 impl UnitDataCache {
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
+        match std::fs::read(root.join(FORMAT_FILE)) {
+            Ok(found) if found.trim_ascii() == FORMAT.as_bytes() => {}
+            Ok(found) => {
+                tracing::warn!(
+                    path = %root.display(),
+                    found = %String::from_utf8_lossy(&found).trim(),
+                    expected = FORMAT,
+                    "unit cache: a layout this controller does not read; it is emptied and refilled from ConfigHub"
+                );
+                for dir in ["data", "revisions"] {
+                    match std::fs::remove_dir_all(root.join(dir)) {
+                        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                        _ => {}
+                    }
+                }
+                write_atomic(&root.join(FORMAT_FILE), FORMAT.as_bytes())?;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(&root.join(FORMAT_FILE), FORMAT.as_bytes())?;
+            }
+            Err(err) => return Err(err),
+        }
         std::fs::create_dir_all(root.join("data"))?;
         std::fs::create_dir_all(root.join("revisions"))?;
         Ok(Self { root })
@@ -126,6 +157,54 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache as the releases before the version file left it: `data/<2 hex>/<hash>` and
+    /// `revisions/<unit id>/<num>`, nothing else.
+    fn first_release_layout(root: &Path, bytes: &[u8]) -> String {
+        let hash = data_hash(bytes);
+        let data = root.join("data").join(&hash[..2]);
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join(&hash), bytes).unwrap();
+        let unit = root.join("revisions").join("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60");
+        std::fs::create_dir_all(&unit).unwrap();
+        std::fs::write(unit.join("3"), format!("{hash}\n")).unwrap();
+        hash
+    }
+
+    #[test]
+    fn the_first_releases_cache_is_read_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = first_release_layout(dir.path(), b"kind: ConfigMap\n");
+        let cache = UnitDataCache::new(dir.path()).unwrap();
+        assert_eq!(cache.get(&hash).unwrap(), b"kind: ConfigMap\n");
+        assert_eq!(
+            cache.revision_hash("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60", 3),
+            Some(hash)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(),
+            FORMAT
+        );
+    }
+
+    #[test]
+    fn a_cache_of_another_version_is_emptied_and_refilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = first_release_layout(dir.path(), b"kind: ConfigMap\n");
+        std::fs::write(dir.path().join(FORMAT_FILE), "confighub-unit-cache 9\n").unwrap();
+        let cache = UnitDataCache::new(dir.path()).unwrap();
+        assert!(cache.get(&hash).is_none(), "entries of another layout are not read");
+        assert_eq!(
+            cache.revision_hash("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60", 3),
+            None
+        );
+        let again = cache.put(b"kind: ConfigMap\n").unwrap();
+        assert_eq!(cache.get(&again).unwrap(), b"kind: ConfigMap\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(),
+            FORMAT
+        );
+    }
 
     #[test]
     fn round_trips_and_survives_a_new_instance() {

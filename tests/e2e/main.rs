@@ -16,6 +16,8 @@ mod events;
 mod sharding;
 mod smoke;
 mod source;
+mod spec_limits;
+mod state;
 mod status_owners;
 mod tls;
 mod trace;
