@@ -110,7 +110,7 @@ async fn every_fault_ends_in_its_error_class_after_the_retries_it_deserves() {
     let f = faulty().await;
     let (space_id, unit_id) = seed(&f).await;
     let c = f.client(Duration::from_secs(20));
-    let mut seen = 0;
+    let mut seen = f.report().await.requests;
     // (fault, attempts the client makes with max_retries 2, what it ends in)
     let cases: [(FaultKind, u64, fn(&Error) -> bool); 5] = [
         (FaultKind::ServerError, 3, |e| e.status() == Some(500) && e.is_transient()),
