@@ -182,7 +182,10 @@ impl Faults {
         let mut state = self.lock();
         let s = &mut state.settings;
         s.rate = update.rate.unwrap_or(s.rate);
-        s.delay = update.delay_ms.map(Duration::from_millis).unwrap_or(s.delay);
+        s.delay = update
+            .delay_ms
+            .map(Duration::from_millis)
+            .unwrap_or(s.delay);
         s.retry_after = update.retry_after.unwrap_or(s.retry_after);
         if let Some(kinds) = update.kinds {
             s.kinds = kinds;
@@ -250,8 +253,8 @@ pub(crate) async fn fault_layer(State(hub): State<Hub>, req: Request, next: Next
     match kind {
         FaultKind::ServerError => ApiError::internal("hub fault: internal error").into_response(),
         FaultKind::Throttled => {
-            let mut response =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "hub fault: slow down").into_response();
+            let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "hub fault: slow down")
+                .into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -324,11 +327,13 @@ pub(crate) async fn put_faults(
 ) -> Result<Json<FaultReport>, ApiError> {
     let update: FaultUpdate = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("fault settings: {e}")))?;
-    hub.faults()
-        .update(update)
-        .map_err(ApiError::bad_request)?;
+    hub.faults().update(update).map_err(ApiError::bad_request)?;
     let report = hub.faults().report();
-    tracing::info!(rate = report.rate, seed = report.seed, "hub fault settings changed");
+    tracing::info!(
+        rate = report.rate,
+        seed = report.seed,
+        "hub fault settings changed"
+    );
     Ok(Json(report))
 }
 
@@ -350,11 +355,23 @@ mod tests {
 
     #[test]
     fn the_rate_decides_how_many_and_every_kind_comes_up_evenly() {
-        assert!(sequence(1, 0.0, &FaultKind::ALL, 1000).iter().all(Option::is_none));
-        assert!(sequence(1, 1.0, &FaultKind::ALL, 1000).iter().all(Option::is_some));
+        assert!(
+            sequence(1, 0.0, &FaultKind::ALL, 1000)
+                .iter()
+                .all(Option::is_none)
+        );
+        assert!(
+            sequence(1, 1.0, &FaultKind::ALL, 1000)
+                .iter()
+                .all(Option::is_some)
+        );
         let drawn = sequence(3, 0.5, &FaultKind::ALL, 60_000);
         let faults: Vec<FaultKind> = drawn.iter().flatten().copied().collect();
-        assert!((28_500..=31_500).contains(&faults.len()), "{}", faults.len());
+        assert!(
+            (28_500..=31_500).contains(&faults.len()),
+            "{}",
+            faults.len()
+        );
         for kind in FaultKind::ALL {
             let n = faults.iter().filter(|k| **k == kind).count();
             assert!((4_500..=5_500).contains(&n), "{kind:?}: {n}");

@@ -267,17 +267,18 @@ pub(super) async fn unit_data(
             .download_revision_data(space_id, &unit.unit_id, &found.revision_id, None)
             .await
     };
-    let (bytes, etag) = match download.map_err(|e| fetch_failure(&context("downloading data"), &e))? {
-        DataDownload::Data { bytes, etag } => (bytes.to_vec(), etag),
-        DataDownload::NotModified => {
-            return Err(Failure {
-                step: FailedStep::Fetch,
-                reason: "FetchFailed".into(),
-                message: context("ConfigHub answered 304 to an unconditional download"),
-                stalled: false,
-            });
-        }
-    };
+    let (bytes, etag) =
+        match download.map_err(|e| fetch_failure(&context("downloading data"), &e))? {
+            DataDownload::Data { bytes, etag } => (bytes.to_vec(), etag),
+            DataDownload::NotModified => {
+                return Err(Failure {
+                    step: FailedStep::Fetch,
+                    reason: "FetchFailed".into(),
+                    message: context("ConfigHub answered 304 to an unconditional download"),
+                    stalled: false,
+                });
+            }
+        };
     let hash = super::cache::data_hash(&bytes);
     // The ETag is the DataHash of what was sent (a head may have moved since the list, so it wins
     // over the listed hash). Bytes that match neither are not the unit's data — a body mangled on the
@@ -323,7 +324,11 @@ mod tests {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(crate::hub::serve(listener, hub.clone(), std::future::pending()));
+        tokio::spawn(crate::hub::serve(
+            listener,
+            hub.clone(),
+            std::future::pending(),
+        ));
         let options = ClientOptions {
             max_retries: 0,
             ..ClientOptions::default()
@@ -361,13 +366,18 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(failure.reason, INVALID_RESPONSE, "{failure:?}");
-        assert!(failure.message.contains("unit 'web'"), "{}", failure.message);
+        assert!(
+            failure.message.contains("unit 'web'"),
+            "{}",
+            failure.message
+        );
         assert_eq!(cache.revision_hash(&unit.unit_id, revision), None);
 
         hub.set_faults(garbage(0.0)).unwrap();
-        let (input, downloaded) = unit_data(&client, &cache, &space.space_id, unit.clone(), revision)
-            .await
-            .unwrap();
+        let (input, downloaded) =
+            unit_data(&client, &cache, &space.space_id, unit.clone(), revision)
+                .await
+                .unwrap();
         assert!(downloaded);
         assert_eq!(input.data, yaml);
         assert_eq!(

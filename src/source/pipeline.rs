@@ -31,7 +31,8 @@ pub struct Progress(std::sync::atomic::AtomicU8);
 
 impl Progress {
     fn set(&self, step: FailedStep) {
-        self.0.store(step as u8, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .store(step as u8, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn step(&self) -> FailedStep {

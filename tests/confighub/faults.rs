@@ -105,18 +105,28 @@ async fn seed(f: &Faulty) -> (String, String) {
     (space.space_id, unit.unit_id)
 }
 
+/// A fault, the attempts the client makes with `max_retries` 2, and what it must end in.
+type Case = (FaultKind, u64, fn(&Error) -> bool);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_ends_in_its_error_class_after_the_retries_it_deserves() {
     let f = faulty().await;
     let (space_id, unit_id) = seed(&f).await;
     let c = f.client(Duration::from_secs(20));
     let mut seen = f.report().await.requests;
-    // (fault, attempts the client makes with max_retries 2, what it ends in)
-    let cases: [(FaultKind, u64, fn(&Error) -> bool); 5] = [
-        (FaultKind::ServerError, 3, |e| e.status() == Some(500) && e.is_transient()),
-        (FaultKind::Throttled, 3, |e| e.status() == Some(429) && e.is_transient()),
-        (FaultKind::Reset, 3, |e| matches!(e, Error::Transport { .. })),
-        (FaultKind::Truncated, 3, |e| matches!(e, Error::Transport { .. })),
+    let cases: [Case; 5] = [
+        (FaultKind::ServerError, 3, |e| {
+            e.status() == Some(500) && e.is_transient()
+        }),
+        (FaultKind::Throttled, 3, |e| {
+            e.status() == Some(429) && e.is_transient()
+        }),
+        (FaultKind::Reset, 3, |e| {
+            matches!(e, Error::Transport { .. })
+        }),
+        (FaultKind::Truncated, 3, |e| {
+            matches!(e, Error::Transport { .. })
+        }),
         (FaultKind::Garbage, 1, |e| matches!(e, Error::Decode { .. })),
     ];
     for (kind, attempts, expected) in cases {
@@ -130,16 +140,27 @@ async fn every_fault_ends_in_its_error_class_after_the_retries_it_deserves() {
         assert_eq!(report.faults[kind.name()], attempts, "{kind:?}");
         if kind == FaultKind::Throttled {
             // Backoff alone is at most 50 ms a retry here: two waits of Retry-After: 1 took ≥ 2 s.
-            assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+            assert!(
+                started.elapsed() >= Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
         }
     }
     // A truncated data download is an error, never short data.
     f.only(FaultKind::Truncated, 1.0);
-    let err = c.download_unit_data(&space_id, &unit_id, None).await.unwrap_err();
+    let err = c
+        .download_unit_data(&space_id, &unit_id, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     // A garbage data download keeps its ETag: the bytes do not hash to it (the caller checks).
     f.only(FaultKind::Garbage, 1.0);
-    match c.download_unit_data(&space_id, &unit_id, None).await.unwrap() {
+    match c
+        .download_unit_data(&space_id, &unit_id, None)
+        .await
+        .unwrap()
+    {
         DataDownload::Data { bytes, etag } => {
             let hash = confighub_source_controller::source::cache::data_hash(&bytes);
             assert_ne!(Some(hash), etag);
@@ -180,8 +201,17 @@ async fn the_admin_endpoint_needs_the_token_and_refuses_bad_settings() {
     let url = format!("{}/admin/faults", f.origin);
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
     let put = |body: serde_json::Value| http.put(&url).bearer_auth(TOKEN).json(&body).send();
-    assert_eq!(put(serde_json::json!({"rate": 2})).await.unwrap().status(), 400);
-    assert_eq!(put(serde_json::json!({"kinds": []})).await.unwrap().status(), 400);
+    assert_eq!(
+        put(serde_json::json!({"rate": 2})).await.unwrap().status(),
+        400
+    );
+    assert_eq!(
+        put(serde_json::json!({"kinds": []}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     let ok = put(serde_json::json!({"rate": 0.25, "seed": 9, "kinds": ["reset", "slow"]}))
         .await
         .unwrap();
@@ -190,7 +220,9 @@ async fn the_admin_endpoint_needs_the_token_and_refuses_bad_settings() {
     assert_eq!((report.rate, report.seed), (0.25, 9));
     assert_eq!(report.kinds, vec![FaultKind::Reset, FaultKind::Slow]);
     // Requests to /admin/ and those marked exempt are never faulted, nor counted.
-    put(serde_json::json!({"rate": 1, "kinds": ["server_error"]})).await.unwrap();
+    put(serde_json::json!({"rate": 1, "kinds": ["server_error"]}))
+        .await
+        .unwrap();
     let exempt = http
         .get(format!("{}/api/space", f.origin))
         .bearer_auth(TOKEN)
