@@ -226,15 +226,23 @@ struct Samples {
 impl Samples {
     /// One look at every repository: its Ready condition, and its served artifact against its digest.
     async fn take(&mut self, repos: &Api<ConfigHubRepository>) {
-        for i in 0..REPOS {
+        // All repositories at once, so each is looked at about every second.
+        let looks = (0..REPOS).map(|i| async move {
             let name = format!("soak-{i}");
-            let Ok(chr) = repos.get(&name).await else {
-                continue;
-            };
+            let chr = repos.get(&name).await.ok()?;
             let artifact = chr.status.as_ref().and_then(|s| s.artifact.clone());
-            if let Some(artifact) = &artifact {
+            let served = match &artifact {
+                Some(a) => Some(fetch_served(&a.url, &a.digest).await.map(|_| ())),
+                None => None,
+            };
+            Some((name, chr, artifact.is_some(), served))
+        });
+        for (name, chr, has_artifact, served) in
+            futures::future::join_all(looks).await.into_iter().flatten()
+        {
+            if let Some(served) = served {
                 self.artifact_checks += 1;
-                if let Err(e) = fetch_served(&artifact.url, &artifact.digest).await {
+                if let Err(e) = served {
                     self.gaps.push(format!("{name}: {e}"));
                 }
             }
@@ -247,8 +255,7 @@ impl Samples {
                         .entry(ready.reason.clone())
                         .or_default() += 1;
                     // Once there is an artifact, a failure says which revision is still served.
-                    let serving =
-                        artifact.is_none() || ready.message.contains("still serving revision");
+                    let serving = !has_artifact || ready.message.contains("still serving revision");
                     if ready.reason.is_empty() || ready.message.is_empty() || !serving {
                         self.unexplained
                             .push(format!("{name}: {} {}", ready.reason, ready.message));
