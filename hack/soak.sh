@@ -13,5 +13,7 @@ seconds=${1:-600}
 rate=${2:-0.5}
 seed=${3:-$RANDOM$RANDOM}
 bash hack/testbin.sh >/dev/null
+log=${TMPDIR:-/tmp}/soak-$seed.log
+echo "soak: full output in $log"
 SOAK_SECONDS=$seconds SOAK_RATE=$rate SOAK_SEED=$seed cargo test --locked --test e2e soak:: -- --nocapture 2>&1 |
-  grep -E "^soak|^test result|panicked|serving gaps|recovered"
+  tee "$log" | grep -E "^soak|^test result|panicked|serving gaps|recovered"
