@@ -221,16 +221,34 @@ impl Faults {
         }
     }
 
-    /// Draws the fault of the next request (counted when one is chosen), with the delay and
-    /// `Retry-After` in force.
-    fn draw(&self) -> Option<(FaultKind, Duration, u64)> {
+    /// Draws the fault of the next request (counted when one is chosen), with what serving it needs.
+    /// Everything random about a request is drawn here, at once, so the sequence depends on the
+    /// order requests arrive in, not on when concurrent answers finish.
+    fn draw(&self) -> Option<Drawn> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         let State_ { settings, rng } = &mut *state;
-        let kind = choose(rng, settings.rate, &settings.kinds)?;
+        let kind = choose(rng, settings.rate, &settings.kinds);
+        let salt: u64 = rng.random();
+        let kind = kind?;
         self.served[kind.index()].fetch_add(1, Ordering::Relaxed);
-        Some((kind, settings.delay, settings.retry_after))
+        Some(Drawn {
+            kind,
+            delay: settings.delay,
+            retry_after: settings.retry_after,
+            salt,
+        })
     }
+}
+
+/// A fault drawn for one request.
+#[derive(Debug)]
+struct Drawn {
+    kind: FaultKind,
+    delay: Duration,
+    retry_after: u64,
+    /// Seeds the garbage bytes.
+    salt: u64,
 }
 
 /// The fault for one request: two draws every time (so changing the rate does not shift which kind
@@ -246,7 +264,13 @@ pub(crate) async fn fault_layer(State(hub): State<Hub>, req: Request, next: Next
     let exempt =
         req.uri().path().starts_with("/admin/") || req.headers().contains_key(EXEMPT_HEADER);
     let drawn = if exempt { None } else { hub.faults().draw() };
-    let Some((kind, delay, retry_after)) = drawn else {
+    let Some(Drawn {
+        kind,
+        delay,
+        retry_after,
+        salt,
+    }) = drawn
+    else {
         return next.run(req).await;
     };
     tracing::debug!(fault = kind.name(), path = %req.uri().path(), "hub serving a fault");
@@ -276,7 +300,7 @@ pub(crate) async fn fault_layer(State(hub): State<Hub>, req: Request, next: Next
         FaultKind::Garbage => {
             let (mut parts, _) = next.run(req).await.into_parts();
             parts.headers.remove(header::CONTENT_LENGTH);
-            Response::from_parts(parts, Body::from(garbage(&hub)))
+            Response::from_parts(parts, Body::from(garbage(salt)))
         }
         FaultKind::Slow => {
             let off = hub.faults().off.notified();
@@ -305,12 +329,12 @@ fn cut(head: Bytes) -> Response {
     Response::new(Body::from_stream(futures::stream::iter(chunks)))
 }
 
-/// Bytes that are neither JSON nor a YAML mapping: a marker and random bytes from the fault RNG.
-fn garbage(hub: &Hub) -> Vec<u8> {
+/// Bytes that are neither JSON nor a YAML mapping: a marker and random bytes seeded by `salt`.
+fn garbage(salt: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(salt);
     let mut body = b"<!-- hub fault: garbage -->\n\x00".to_vec();
-    let mut state = hub.faults().lock();
-    let len = state.rng.random_range(16..256);
-    body.extend((0..len).map(|_| state.rng.random::<u8>()));
+    let len = rng.random_range(16..256);
+    body.extend((0..len).map(|_| rng.random::<u8>()));
     body
 }
 
@@ -400,6 +424,14 @@ mod tests {
     }
 
     #[test]
+    fn garbage_is_neither_json_nor_yaml_and_the_same_for_a_salt() {
+        assert_eq!(garbage(3), garbage(3));
+        assert_ne!(garbage(3), garbage(4));
+        assert!(serde_json::from_slice::<serde_json::Value>(&garbage(3)).is_err());
+        assert!(serde_yaml_ng::from_slice::<serde_yaml_ng::Mapping>(&garbage(3)).is_err());
+    }
+
+    #[test]
     fn updates_are_checked_and_counted_faults_reported() {
         let faults = Faults::default();
         assert!(faults.draw().is_none(), "no fault by default");
@@ -429,7 +461,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            faults.draw().map(|(k, _, r)| (k, r)),
+            faults.draw().map(|d| (d.kind, d.retry_after)),
             Some((FaultKind::Throttled, 3))
         );
         let report = faults.report();
