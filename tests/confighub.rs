@@ -13,6 +13,8 @@ mod bulk;
 mod cli;
 #[path = "confighub/client_ops.rs"]
 mod client_ops;
+#[path = "confighub/faults.rs"]
+mod faults;
 #[path = "confighub/hidden.rs"]
 mod hidden;
 #[path = "confighub/hostile.rs"]

@@ -38,6 +38,10 @@ pub const WORKER_SECRET_KEY: &str = "CONFIGHUB_WORKER_SECRET";
 /// Condition reason when the credentials are missing from the Secret or refused by ConfigHub.
 pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
 
+/// Condition reason when ConfigHub's answer could not be used: a body that is not the JSON the API
+/// documents, or unit data that does not match its DataHash (a body mangled on the way). Retried.
+pub const INVALID_RESPONSE: &str = "InvalidResponse";
+
 /// A client unused this long is dropped (with its access token): credentials rotated away, or a
 /// repository deleted. One still in use is simply made again, at the cost of one token exchange.
 const IDLE_CLIENT: Duration = Duration::from_secs(3600);
@@ -116,6 +120,8 @@ pub fn classify(err: &confighub::Error) -> (&'static str, bool) {
         ("InvalidRequest", true)
     } else if err.is_transient() || err.is_timeout() {
         ("ConfigHubUnavailable", false)
+    } else if matches!(err, confighub::Error::Decode { .. }) {
+        (INVALID_RESPONSE, false)
     } else {
         ("FetchFailed", false)
     }

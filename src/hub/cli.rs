@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::faults::{FaultKind, FaultUpdate};
 use super::import::import_paths;
 use super::{Hub, HubConfig};
 use crate::confighub::{Client, ClientOptions, Token};
@@ -51,6 +52,33 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Fault mode: the probability (0 to 1) that an API request gets a fault (500, 429, a reset, a
+    /// truncated or garbage body, a slow answer). `GET/PUT /admin/faults` reports and changes it.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub fault_rate: f64,
+    /// Seed of the fault sequence: the same seed gives the same faults in request order.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fault_seed: u64,
+    /// How long a slow answer is held back (longer than client timeouts, to reach them).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_delay)]
+    pub fault_delay: std::time::Duration,
+    /// The `Retry-After` (seconds) sent with a 429 fault.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    pub fault_retry_after: u64,
+    /// The faults drawn from (comma-separated; default all).
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_enum)]
+    pub fault_kinds: Vec<FaultKind>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("fault rate {text:?} is not a number from 0 to 1")),
+    }
+}
+
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    crate::source::duration::parse_duration(text)
 }
 
 /// `--worker ID=SECRET`; `Debug` shows the ID only.
@@ -143,6 +171,21 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers.into_iter().map(|w| (w.id, w.secret)).collect(),
         token_ttl: args.token_ttl,
     })?;
+    hub.set_faults(FaultUpdate {
+        rate: Some(args.fault_rate),
+        seed: Some(args.fault_seed),
+        delay_ms: Some(args.fault_delay.as_millis() as u64),
+        retry_after: Some(args.fault_retry_after),
+        kinds: (!args.fault_kinds.is_empty()).then_some(args.fault_kinds),
+    })
+    .map_err(anyhow::Error::msg)?;
+    if args.fault_rate > 0.0 {
+        tracing::warn!(
+            rate = args.fault_rate,
+            seed = args.fault_seed,
+            "fault mode: API requests get faults on purpose (GET/PUT /admin/faults)"
+        );
+    }
     // Read before binding, so a wrong path fails fast and names the file.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

@@ -11,6 +11,7 @@ mod client_ops;
 pub(crate) mod entities;
 mod error;
 mod extras;
+pub mod faults;
 pub mod import;
 mod middleware;
 mod revisions;
@@ -92,6 +93,7 @@ struct Inner {
     token_ttl: Option<Duration>,
     issued: auth::Issued,
     ids: Ids,
+    faults: faults::Faults,
 }
 
 /// A running hub's state; cheap to clone.
@@ -128,6 +130,7 @@ impl Hub {
                 token_ttl: config.token_ttl,
                 issued: auth::Issued::default(),
                 ids,
+                faults: faults::Faults::default(),
             }),
         })
     }
@@ -150,6 +153,15 @@ impl Hub {
 
     pub(crate) fn token_ttl(&self) -> Option<Duration> {
         self.inner.token_ttl
+    }
+
+    pub(crate) fn faults(&self) -> &faults::Faults {
+        &self.inner.faults
+    }
+
+    /// Changes the fault mode (see [`faults`]); the hub starts with none.
+    pub fn set_faults(&self, update: faults::FaultUpdate) -> Result<(), String> {
+        self.inner.faults.update(update)
     }
 
     pub(crate) fn ids(&self) -> &Ids {
@@ -238,11 +250,20 @@ pub fn router(hub: Hub) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/auth/worker", post(auth::worker_login))
+        .route(
+            "/admin/faults",
+            get(faults::get_faults).put(faults::put_faults),
+        )
         .fallback(|| async { ApiError::not_found("No such API route.") })
         .layer(DefaultBodyLimit::max(MAX_DATA_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
             middleware::api_layer,
+        ))
+        // Outermost, so a fault replaces or cuts the whole answer, headers included.
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            faults::fault_layer,
         ))
         .with_state(hub)
 }

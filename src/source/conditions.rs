@@ -7,6 +7,7 @@ use crate::api::conditions::*;
 
 /// The step of the reconcile that failed, named by its Flux condition type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FailedStep {
     Fetch,
     Build,

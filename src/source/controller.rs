@@ -147,17 +147,11 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
     }
 
     let timeout = parse_duration(&chr.spec.timeout).unwrap_or(Duration::from_secs(60));
-    let produced = match tokio::time::timeout(timeout, pipeline::produce(&chr, &ctx)).await {
+    let progress = pipeline::Progress::default();
+    let pass = pipeline::produce(&chr, &ctx, &progress);
+    let produced = match tokio::time::timeout(timeout, pass).await {
         Ok(result) => result,
-        Err(_) => Err(conditions::Failure {
-            step: conditions::FailedStep::Fetch,
-            reason: "Timeout".into(),
-            message: format!(
-                "reconcile did not finish within spec.timeout ({})",
-                chr.spec.timeout
-            ),
-            stalled: false,
-        }),
+        Err(_) => Err(timed_out(&chr, progress.step())),
     };
 
     let previous = status.artifact.clone();
@@ -242,6 +236,28 @@ async fn cleanup(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::await_change())
 }
 
+/// The failure of a pass cut short by `spec.timeout`, naming the step it was in: "ConfigHub is slow"
+/// reads apart from "the build is slow".
+fn timed_out(chr: &ConfigHubRepository, step: conditions::FailedStep) -> conditions::Failure {
+    let doing = match step {
+        conditions::FailedStep::Fetch => format!(
+            "while fetching from ConfigHub at {} (answers slower than the client's timeout, or retries of failed requests)",
+            chr.spec.url
+        ),
+        conditions::FailedStep::Build => "while building the artifact".to_string(),
+        conditions::FailedStep::Storage => "while writing the artifact to storage".to_string(),
+    };
+    conditions::Failure {
+        step,
+        reason: "Timeout".into(),
+        message: format!(
+            "reconcile did not finish within spec.timeout ({}) {doing}",
+            chr.spec.timeout
+        ),
+        stalled: false,
+    }
+}
+
 /// `spec.interval` as the reconciler uses it: 10 minutes when unreadable, never under [`MIN_INTERVAL`].
 pub(crate) fn effective_interval(spec: &str) -> Duration {
     parse_duration(spec)
@@ -272,6 +288,27 @@ mod tests {
             MIN_INTERVAL,
             "a failure retries after the floor, not at once"
         );
+    }
+
+    #[test]
+    fn a_timed_out_pass_names_the_step_it_was_in() {
+        let chr: ConfigHubRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {"url": "http://hub.example:8090", "space": "s", "interval": "5s", "timeout": "45s"}
+        }))
+        .unwrap();
+        let fetch = timed_out(&chr, conditions::FailedStep::Fetch);
+        assert_eq!(fetch.step, conditions::FailedStep::Fetch);
+        assert!(
+            fetch.message.contains("45s") && fetch.message.contains("http://hub.example:8090"),
+            "{}",
+            fetch.message
+        );
+        let build = timed_out(&chr, conditions::FailedStep::Build);
+        assert_eq!(build.step, conditions::FailedStep::Build);
+        assert!(build.message.contains("building"), "{}", build.message);
+        assert_eq!(build.reason, "Timeout");
     }
 
     #[test]

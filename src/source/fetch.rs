@@ -8,6 +8,7 @@ use super::conditions::{FailedStep, Failure};
 use crate::api::RevisionMode;
 use crate::artifact::UnitInput;
 use crate::confighub::{self, DataDownload, ExtendedUnit, Space, Unit};
+use crate::connection::INVALID_RESPONSE;
 
 /// Fields of a unit the controller needs; everything else is trimmed by the server (the unit list is
 /// the whole cost of an unchanged space, ~350 bytes a unit).
@@ -227,6 +228,8 @@ pub(super) async fn unit_data(
         return Ok((input(data), false));
     }
 
+    // What the downloaded bytes must hash to when no ETag says otherwise.
+    let mut listed = known_hash.clone().filter(|h| !h.is_empty());
     let download = if revision == unit.head_revision_num {
         client
             .download_unit_data(space_id, &unit.unit_id, None)
@@ -251,6 +254,7 @@ pub(super) async fn unit_data(
                 message: context("ConfigHub has no such revision"),
                 stalled: false,
             })?;
+        listed = Some(found.data_hash.to_ascii_lowercase()).filter(|h| !h.is_empty());
         if let Some(data) = cache.get(&found.data_hash.to_ascii_lowercase()) {
             let _ = cache.put_revision_hash(
                 &unit.unit_id,
@@ -263,28 +267,124 @@ pub(super) async fn unit_data(
             .download_revision_data(space_id, &unit.unit_id, &found.revision_id, None)
             .await
     };
-    let bytes = match download.map_err(|e| fetch_failure(&context("downloading data"), &e))? {
-        DataDownload::Data { bytes, .. } => bytes.to_vec(),
-        DataDownload::NotModified => {
-            return Err(Failure {
-                step: FailedStep::Fetch,
-                reason: "FetchFailed".into(),
-                message: context("ConfigHub answered 304 to an unconditional download"),
-                stalled: false,
-            });
-        }
-    };
+    let (bytes, etag) =
+        match download.map_err(|e| fetch_failure(&context("downloading data"), &e))? {
+            DataDownload::Data { bytes, etag } => (bytes.to_vec(), etag),
+            DataDownload::NotModified => {
+                return Err(Failure {
+                    step: FailedStep::Fetch,
+                    reason: "FetchFailed".into(),
+                    message: context("ConfigHub answered 304 to an unconditional download"),
+                    stalled: false,
+                });
+            }
+        };
     let hash = super::cache::data_hash(&bytes);
+    // The ETag is the DataHash of what was sent (a head may have moved since the list, so it wins
+    // over the listed hash). Bytes that match neither are not the unit's data — a body mangled on the
+    // way — and must never be built, cached or remembered as this revision's.
+    let expected = etag.map(|e| e.to_ascii_lowercase()).or(listed.clone());
+    if let Some(expected) = expected.filter(|e| *e != hash) {
+        return Err(Failure {
+            step: FailedStep::Fetch,
+            reason: INVALID_RESPONSE.into(),
+            message: format!(
+                "{}: ConfigHub sent bytes with sha256 {hash}, not the DataHash {expected} it announced; not used",
+                context("downloading data")
+            ),
+            stalled: false,
+        });
+    }
     if let Err(err) = cache.put(&bytes) {
         tracing::warn!(error = %err, "could not cache unit data; it will be downloaded again");
     }
-    let _ = cache.put_revision_hash(&unit.unit_id, revision, &hash);
+    // A head that moved since the list is newer data, not `revision`'s: use it, do not record it.
+    if listed.as_deref().is_none_or(|h| h == hash) {
+        let _ = cache.put_revision_hash(&unit.unit_id, revision, &hash);
+    }
     Ok((input(bytes), true))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confighub::{ClientOptions, SpaceCreate, UnitCreate};
+    use crate::hub::faults::{FaultKind, FaultUpdate};
+
+    /// A mangled body (the hub's garbage fault keeps the real status and ETag) is refused, never
+    /// built, cached or remembered as the revision's; the real data is taken once it arrives.
+    #[tokio::test]
+    async fn downloaded_data_that_does_not_match_its_data_hash_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = "fetch-test-token".to_string();
+        let hub = crate::hub::Hub::open(crate::hub::HubConfig::new(
+            dir.path().join("hub"),
+            vec![token.clone()],
+        ))
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(crate::hub::serve(
+            listener,
+            hub.clone(),
+            std::future::pending(),
+        ));
+        let options = ClientOptions {
+            max_retries: 0,
+            ..ClientOptions::default()
+        };
+        let client = confighub::Client::new(&origin, Some(token), options).unwrap();
+        let space = SpaceCreate {
+            slug: "s".into(),
+            ..Default::default()
+        };
+        let space = client.create_space(&space, true).await.unwrap();
+        let create = UnitCreate {
+            slug: "web".into(),
+            toolchain_type: "Kubernetes/YAML".into(),
+            ..Default::default()
+        };
+        let unit = client
+            .create_unit(&space.space_id, &create, true)
+            .await
+            .unwrap();
+        let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n".to_vec();
+        let unit = client
+            .upload_unit_data(&space.space_id, &unit.unit_id, yaml.clone(), None, None)
+            .await
+            .unwrap();
+        let cache = UnitDataCache::new(dir.path().join("cache")).unwrap();
+
+        let garbage = |rate: f64| FaultUpdate {
+            rate: Some(rate),
+            kinds: Some(vec![FaultKind::Garbage]),
+            ..FaultUpdate::default()
+        };
+        hub.set_faults(garbage(1.0)).unwrap();
+        let revision = unit.head_revision_num;
+        let failure = unit_data(&client, &cache, &space.space_id, unit.clone(), revision)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.reason, INVALID_RESPONSE, "{failure:?}");
+        assert!(
+            failure.message.contains("unit 'web'"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(cache.revision_hash(&unit.unit_id, revision), None);
+
+        hub.set_faults(garbage(0.0)).unwrap();
+        let (input, downloaded) =
+            unit_data(&client, &cache, &space.space_id, unit.clone(), revision)
+                .await
+                .unwrap();
+        assert!(downloaded);
+        assert_eq!(input.data, yaml);
+        assert_eq!(
+            cache.revision_hash(&unit.unit_id, revision),
+            Some(unit.data_hash.to_ascii_lowercase())
+        );
+    }
 
     #[test]
     fn never_released_units_get_the_service_reason() {

@@ -24,14 +24,39 @@ pub struct Produced {
     pub notes: Vec<String>,
 }
 
-pub async fn produce(chr: &ConfigHubRepository, ctx: &Context) -> Result<Produced, Failure> {
+/// The step a pass is in, so a pass cut short by `spec.timeout` can say which step it was in (the
+/// future is dropped, so it cannot say so itself).
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::atomic::AtomicU8);
+
+impl Progress {
+    fn set(&self, step: FailedStep) {
+        self.0
+            .store(step as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn step(&self) -> FailedStep {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            s if s == FailedStep::Build as u8 => FailedStep::Build,
+            s if s == FailedStep::Storage as u8 => FailedStep::Storage,
+            _ => FailedStep::Fetch,
+        }
+    }
+}
+
+pub async fn produce(
+    chr: &ConfigHubRepository,
+    ctx: &Context,
+    progress: &Progress,
+) -> Result<Produced, Failure> {
+    progress.set(FailedStep::Fetch);
     let connected = ctx
         .connections
         .connect(&ctx.client, chr)
         .await
         .map_err(connect_failure)?;
     let credentials = connected.credentials.clone();
-    produce_with(chr, ctx, connected)
+    produce_with(chr, ctx, connected, progress)
         .await
         .map_err(|mut failure| {
             // Say which Secret and keys ConfigHub refused, so "the Secret is wrong" reads apart from
@@ -56,6 +81,7 @@ async fn produce_with(
     chr: &ConfigHubRepository,
     ctx: &Context,
     Connected { client, space, .. }: Connected,
+    progress: &Progress,
 ) -> Result<Produced, Failure> {
     let namespace = chr.namespace().unwrap_or_default();
     let name = chr.name_any();
@@ -87,6 +113,7 @@ async fn produce_with(
     };
     let units = fetched.units;
     let key = (namespace.clone(), name.clone());
+    progress.set(FailedStep::Build);
     let (build_input, inputs) = tokio::task::spawn_blocking(move || {
         let inputs = artifact::input_fingerprint(&units, &build_ctx);
         ((units, build_ctx), inputs)
@@ -100,7 +127,7 @@ async fn produce_with(
             reused
         }
         None => {
-            let (stored, built) = build_and_store(ctx, &key, build_input).await?;
+            let (stored, built) = build_and_store(ctx, &key, build_input, progress).await?;
             ctx.remember_build(key.clone(), Some((inputs, &built)));
             (stored, built)
         }
@@ -164,12 +191,14 @@ async fn build_and_store(
     ctx: &Context,
     key: &(String, String),
     (units, build_ctx): (Vec<artifact::UnitInput>, BuildContext),
+    progress: &Progress,
 ) -> Result<(StoredArtifact, BuiltArtifact), Failure> {
     let built = tokio::task::spawn_blocking(move || artifact::build(&units, &build_ctx))
         .await
         .map_err(|e| build_failure_message("BuildPanicked", e.to_string()))?
         .map_err(build_failure)?;
 
+    progress.set(FailedStep::Storage);
     let storage = ctx.storage.clone();
     let keep = ctx.options.artifacts_to_keep;
     let (ns, n) = key.clone();

@@ -15,6 +15,7 @@ mod drift_paths;
 mod events;
 mod sharding;
 mod smoke;
+mod soak;
 mod source;
 mod spec_limits;
 mod state;
