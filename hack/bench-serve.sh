@@ -7,6 +7,7 @@
 #
 #   hack/bench-serve.sh                  # 10 s per cell, clients 1 and 50, one round
 #   SECONDS_PER_CELL=5 CLIENTS="1 50" ROUNDS=2 hack/bench-serve.sh
+#   BEFORE_BIN=<examples/artifact_serve of an older build> hack/bench-serve.sh   # adds it to every cell
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${SECONDS_PER_CELL:-10}
@@ -49,6 +50,11 @@ start() {
 }
 start controller "$target/release/examples/artifact_serve" "$work/files" 127.0.0.1:0
 start go "$bench" fileserver "$work/files" 127.0.0.1:0
+servers="controller go"
+if [[ -n ${BEFORE_BIN:-} ]]; then
+  start before "$BEFORE_BIN" "$work/files" 127.0.0.1:0
+  servers="before controller go"
+fi
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tick=$(getconf CLK_TCK)
 
@@ -61,8 +67,8 @@ for round in $(seq 1 "$rounds"); do
     size=$(stat -c %s "$work/files/space/$file.tar.gz")
     for c in $clients; do
       # Alternate which server goes first, so neither always runs right after the other.
-      order="controller go"
-      ((n++ % 2)) && order="go controller"
+      order=$servers
+      ((n++ % 2)) && order=$(tr ' ' '\n' <<<"$servers" | tac | tr '\n' ' ')
       for server in $order; do
         addr_var=${server}_addr pid_var=${server}_pid
         before=$(cpu "${!pid_var}")
@@ -86,13 +92,15 @@ for line in open(sys.argv[1]):
     for k, v in kv.items():
         cells[key][(f[4], k)].append(float(v))
 m = lambda cell, server, k: statistics.median(cell[(server, k)])
-print("| artifact | clients | controller req/s | Go req/s | **ratio** | controller p50 / p99 ms | Go p50 / p99 ms | CPU s controller / Go | errors |")
-print("|---|---|---|---|---|---|---|---|---|")
+before = any(s == "before" for cell in cells.values() for s, _ in cell)
+print("| artifact | clients |" + (" before req/s |" if before else "") + " controller req/s | Go req/s | **ratio** | controller p50 / p99 ms | Go p50 / p99 ms | CPU s controller / Go | errors |")
+print("|---|---|" + ("---|" if before else "") + "---|---|---|---|---|---|---|")
 for (file, size, c), cell in cells.items():
     rc, rg = m(cell, "controller", "rps"), m(cell, "go", "rps")
-    print(f"| {file} ({size:,} B) | {c} | {rc:,.0f} | {rg:,.0f} | **{rc / rg:.2f}** | "
+    b = f" {m(cell, 'before', 'rps'):,.0f} |" if before else ""
+    print(f"| {file} ({size:,} B) | {c} |{b} {rc:,.0f} | {rg:,.0f} | **{rc / rg:.2f}** | "
           f"{m(cell, 'controller', 'p50_ms'):.2f} / {m(cell, 'controller', 'p99_ms'):.2f} | "
           f"{m(cell, 'go', 'p50_ms'):.2f} / {m(cell, 'go', 'p99_ms'):.2f} | "
           f"{m(cell, 'controller', 'cpu_s'):.1f} / {m(cell, 'go', 'cpu_s'):.1f} | "
-          f"{sum(cell[('controller', 'errors')]) + sum(cell[('go', 'errors')]):.0f} |")
+          f"{sum(sum(v) for (_, k), v in cell.items() if k == 'errors'):.0f} |")
 EOF
