@@ -4,6 +4,10 @@
 
 use confighub_source_controller::http::{artifact_server::artifact_router, serve};
 
+/// The allocator of the controller's binary (src/main.rs), so the server runs as it does there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

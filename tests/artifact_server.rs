@@ -55,6 +55,30 @@ async fn get_streams_the_file_with_length_and_type() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), body.as_slice());
 }
 
+/// Files over the size read whole (1 MiB) are streamed in chunks; the bytes and length must match.
+#[tokio::test]
+async fn a_large_file_is_streamed_intact() {
+    let (dir, _) = fixture();
+    let big: Vec<u8> = (0..3_000_007u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(
+        dir.path().join("confighubrepository/ns/repo/big.tar.gz"),
+        &big,
+    )
+    .unwrap();
+    let addr = start(dir.path()).await;
+    let url = format!("http://{addr}/confighubrepository/ns/repo/big.tar.gz");
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-length"],
+        big.len().to_string().as_str()
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), big.as_slice());
+    let (status, head, body) = raw(addr, "HEAD", "/confighubrepository/ns/repo/big.tar.gz").await;
+    assert_eq!((status, body.len()), (200, 0));
+    assert!(head.contains("content-length: 3000007"), "{head}");
+}
+
 #[tokio::test]
 async fn head_reports_length_without_body() {
     let (dir, body) = fixture();
