@@ -165,7 +165,9 @@ mod tests {
         let data = root.join("data").join(&hash[..2]);
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join(&hash), bytes).unwrap();
-        let unit = root.join("revisions").join("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60");
+        let unit = root
+            .join("revisions")
+            .join("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60");
         std::fs::create_dir_all(&unit).unwrap();
         std::fs::write(unit.join("3"), format!("{hash}\n")).unwrap();
         hash
@@ -193,7 +195,10 @@ mod tests {
         let hash = first_release_layout(dir.path(), b"kind: ConfigMap\n");
         std::fs::write(dir.path().join(FORMAT_FILE), "confighub-unit-cache 9\n").unwrap();
         let cache = UnitDataCache::new(dir.path()).unwrap();
-        assert!(cache.get(&hash).is_none(), "entries of another layout are not read");
+        assert!(
+            cache.get(&hash).is_none(),
+            "entries of another layout are not read"
+        );
         assert_eq!(
             cache.revision_hash("0f5e2a8c-1b7d-4c55-9e0a-3c1d2b4a5f60", 3),
             None

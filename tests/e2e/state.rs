@@ -52,7 +52,11 @@ async fn an_unreadable_drift_database_is_moved_aside_with_an_event_on_the_pod() 
     let moved: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("drift.db.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("drift.db.corrupt-")
+        })
         .collect();
     assert_eq!(moved.len(), 1, "one moved-aside file");
     assert_eq!(std::fs::read(moved[0].path()).unwrap(), vec![0x5a; 8192]);

@@ -163,6 +163,12 @@ pub(super) async fn reconcile(
     for entry in &inventory {
         Arc::clone(&engine).ensure_watch(entry);
     }
+    let interval = crate::source::controller::effective_interval(&repo.chr.spec.interval);
+    if behind_source(&value, &repo) {
+        // Flux has not applied the newest artifact yet: comparing the cluster with it would call every
+        // change it brings drift. Its apply changes `lastAppliedRevision`, which brings it back here.
+        return Ok(Action::requeue(interval));
+    }
     for entry in &inventory {
         engine
             .check(&repo, &ks_key, entry, None, DetectionSource::Analyze)
@@ -173,8 +179,20 @@ pub(super) async fn reconcile(
     engine.update_drifted_condition(&repo).await;
     engine.handles.metrics.passes.inc();
     // The same floor as the source reconciler's: `interval: 0s` must not loop.
-    let interval = crate::source::controller::effective_interval(&repo.chr.spec.interval);
     Ok(Action::requeue(interval))
+}
+
+/// Whether the Kustomization last applied another revision than the artifact the engine compares with
+/// (a new one Flux has not applied yet). A Kustomization that never applied anything is not behind.
+pub(super) fn behind_source(ks: &Value, repo: &super::Repo) -> bool {
+    let applied = ks["status"]["lastAppliedRevision"].as_str();
+    let current = repo
+        .chr
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| a.revision.as_str());
+    matches!((applied, current), (Some(a), Some(c)) if !a.is_empty() && a != c)
 }
 
 impl DriftEngine {

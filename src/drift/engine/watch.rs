@@ -113,16 +113,20 @@ impl DriftEngine {
         };
         let ks_key = (ks_ns.clone(), ks_name.clone());
         let ks_ref = ObjectRef::new_with(ks_name, kustomization_resource()).within(ks_ns);
-        let Some(repo_key) = self
-            .kustomization_store
-            .get(&ks_ref)
-            .and_then(|ks| external_artifact_source(&serde_json::to_value(&*ks).ok()?))
-        else {
+        let Some((repo_key, ks_value)) = self.kustomization_store.get(&ks_ref).and_then(|ks| {
+            let value = serde_json::to_value(&*ks).ok()?;
+            Some((external_artifact_source(&value)?, value))
+        }) else {
             return;
         };
         let Ok(Some(repo)) = self.repo(&repo_key).await else {
             return;
         };
+        // Mid-delivery (a new artifact Flux has not applied yet) the cluster is compared when Flux
+        // has applied it: the Kustomization's reconcile does that.
+        if super::reconcile::behind_source(&ks_value, &repo) {
+            return;
+        }
         let entry = InventoryEntry {
             namespace: obj.namespace().unwrap_or_default(),
             name: obj.name_any(),
