@@ -16,7 +16,7 @@
 #
 # Usage: hack/bench-scale.sh [REPOS]      (default 1000)
 #   env: UNITS=20 CHR_INTERVAL=1m KS_INTERVAL=5m SETTLE=60 STEADY=300 IMPORT_JOBS=4 CONCURRENT=(flag default)
-#        OUT=... KEEP=1 (keep the temp dir)
+#        OUT=... KEEP=1 (keep the temp dir) BIN=<a built controller> (skips the build)
 set -euo pipefail
 REPOS=${1:-1000}
 UNITS=${UNITS:-20}
@@ -75,9 +75,11 @@ TICKS=$(getconf CLK_TCK)
 
 for tool in python3 curl cargo setpriv; do command -v $tool >/dev/null || die "$tool is required"; done
 
-log "building (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin confighub-source-controller) || die "cargo build failed"
-BIN=$TARGET/release/confighub-source-controller
+if [[ -z ${BIN:-} ]]; then
+  log "building (release)"
+  (cd "$ROOT" && cargo build --release --quiet --bin confighub-source-controller) || die "cargo build failed"
+  BIN=$TARGET/release/confighub-source-controller
+fi
 TESTBIN=$(bash "$ROOT/hack/testbin.sh") || die "hack/testbin.sh failed"
 export PATH="$TESTBIN/bin:$PATH"
 

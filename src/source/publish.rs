@@ -168,7 +168,12 @@ mod tests {
             }),
             last_handled_reconcile_at: None,
         };
-        let mut chr = ConfigHubRepository::new("r", Default::default());
+        let mut chr: ConfigHubRepository = serde_json::from_value(json!({
+            "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {"url": "http://127.0.0.1:9", "space": "s", "interval": "1m"}
+        }))
+        .unwrap();
         assert!(!status_unchanged(&chr, &update), "no status yet");
         chr.status = Some(ConfigHubRepositoryStatus {
             observed_generation: Some(1),

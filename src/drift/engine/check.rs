@@ -76,6 +76,12 @@ impl DriftEngine {
         let _timing = Timing(entry.record_id(), started);
         let applied = as_flux_applies(&desired.object, entry, &ks.0, &ks.1);
         let kind = KindId::new(&entry.group, &entry.kind);
+        if live.is_none()
+            && source == DetectionSource::Analyze
+            && self.unchanged_since_clean(repo, entry, &kind)
+        {
+            return;
+        }
         let live = match live {
             Some(live) => live,
             None => match self.resources.live(entry).await {
@@ -221,6 +227,30 @@ impl DriftEngine {
             .filter(|c| c.digest == repo.digest && c.generation == generation(repo))
             .and_then(|c| c.objects.get(id))
             .is_some_and(|v| v == version)
+    }
+
+    /// Whether the kind's watch is up and its latest version of the object is the one last found as
+    /// desired: then neither a get nor a dry run can say anything new (an edit since would have moved the
+    /// version, and the watch compares edits by others as they come).
+    fn unchanged_since_clean(&self, repo: &Repo, entry: &InventoryEntry, kind: &KindId) -> bool {
+        if self
+            .blindness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_blind(kind)
+        {
+            return false;
+        }
+        let id = entry.record_id();
+        let version = {
+            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            match versions.get(kind).and_then(|v| v.get(&id)) {
+                Some(version) => version.clone(),
+                None => return false,
+            }
+        };
+        let live = serde_json::json!({"metadata": {"resourceVersion": version}});
+        self.still_clean(repo, &id, &live)
     }
 
     fn remember_clean(&self, repo: &Repo, id: String, live: &Value) {

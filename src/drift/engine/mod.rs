@@ -85,6 +85,9 @@ pub struct DriftEngine {
     /// Per repository, the objects last found as desired: the periodic comparison skips the dry run
     /// of one not written since (same resourceVersion, same artifact and spec).
     clean: Mutex<HashMap<RepoKey, CleanSet>>,
+    /// Per watched kind, the resourceVersion of each object (record id → version) as its watch last saw
+    /// it: an object whose version is the one found as desired needs no get either while the watch is up.
+    versions: Mutex<HashMap<KindId, HashMap<String, String>>>,
     /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
     /// Kustomization → records its last reconcile found in no inventory (ended when seen twice).
@@ -124,6 +127,7 @@ impl DriftEngine {
             repos: RwLock::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
             clean: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
             unmanaged: Mutex::new(HashMap::new()),
             inventories: Mutex::new(HashMap::new()),

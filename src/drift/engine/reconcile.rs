@@ -161,7 +161,12 @@ pub(super) async fn reconcile(
         .record_kustomization_readiness(&ks_key, &repo_key, &value)
         .await;
     let inventory = entries(&value);
-    engine.track_inventory(&ks_key, inventory.iter().map(|e| e.key()).collect());
+    // Keyed as the resources view keys them (kind, namespace, name).
+    let objects = inventory
+        .iter()
+        .map(|e| crate::drift::ObjectKey::new(&e.kind, &e.namespace, &e.name))
+        .collect();
+    engine.track_inventory(&ks_key, objects);
     for entry in &inventory {
         Arc::clone(&engine).ensure_watch(entry);
     }

@@ -35,8 +35,9 @@ struct Fixture {
     kustomization: Arc<DynamicObject>,
     /// Bodies of every PATCH to the repository's status.
     status_patches: Arc<Mutex<Vec<Value>>>,
-    /// Dry-run applies of the Deployment.
+    /// Dry-run applies of the Deployment, and reads of it (`Clean` only).
     dry_runs: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
     kustomizations: Writer<DynamicObject>,
     repositories: Writer<ConfigHubRepository>,
     _dir: tempfile::TempDir,
@@ -91,6 +92,7 @@ async fn serve(
     chr: ConfigHubRepository,
     patches: Arc<Mutex<Vec<Value>>>,
     dry_runs: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
 ) {
     // Watch requests are held open, never answered, as a quiet watch would be.
     let mut open_watches = Vec::new();
@@ -128,6 +130,7 @@ async fn serve(
                 answer(StatusCode::OK, &deployment(3))
             }
             ("GET", p, Cluster::Clean) if p.ends_with("/deployments/web") => {
+                gets.fetch_add(1, Ordering::SeqCst);
                 answer(StatusCode::OK, &deployment(1))
             }
             // The dry run as kustomize-controller: what its next apply would make of the object.
@@ -188,12 +191,14 @@ async fn fixture(cluster: Cluster) -> Fixture {
     let client = kube::Client::new(service, NS);
     let status_patches = Arc::new(Mutex::new(Vec::new()));
     let dry_runs = Arc::new(AtomicUsize::new(0));
+    let gets = Arc::new(AtomicUsize::new(0));
     tokio::spawn(serve(
         handle,
         cluster,
         chr.clone(),
         Arc::clone(&status_patches),
         Arc::clone(&dry_runs),
+        Arc::clone(&gets),
     ));
 
     let mut registry = prometheus_client::registry::Registry::default();
@@ -239,6 +244,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
         kustomization: Arc::new(kustomization),
         status_patches,
         dry_runs,
+        gets,
         _dir: dir,
     }
 }
@@ -332,6 +338,35 @@ async fn an_object_unchanged_since_found_clean_is_not_dry_run_again() {
         }
         assert_eq!(f.dry_runs.load(Ordering::SeqCst), expected);
     }
+}
+
+/// Once the kind's watch reports the very version found as desired, the periodic comparison does not
+/// even read the object; a newer version brings the read (and the dry run) back.
+#[tokio::test]
+async fn an_object_the_watch_saw_unchanged_is_not_read_again() {
+    let f = fixture(Cluster::Clean).await;
+    let pass = || reconcile::reconcile(Arc::clone(&f.kustomization), Arc::clone(&f.engine));
+    pass().await.unwrap();
+    assert_eq!(f.gets.load(Ordering::SeqCst), 1);
+    let entry = crate::drift::inventory::InventoryEntry {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+        namespace: NS.into(),
+        name: "web".into(),
+    };
+    let kind = crate::drift::blind::KindId::new("apps", "Deployment");
+    let seen = |rv: &str| {
+        let mut live = deployment(1);
+        live["metadata"]["resourceVersion"] = json!(rv);
+        Ok(watcher::Event::Apply(serde_json::from_value(live).unwrap()))
+    };
+    f.engine.track_version(&entry, &kind, &seen("7"));
+    pass().await.unwrap();
+    assert_eq!(f.gets.load(Ordering::SeqCst), 1, "no read while the watch says unchanged");
+    f.engine.track_version(&entry, &kind, &seen("8"));
+    pass().await.unwrap();
+    assert_eq!(f.gets.load(Ordering::SeqCst), 2, "a newer version is read");
 }
 
 #[tokio::test]
