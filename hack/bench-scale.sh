@@ -15,14 +15,14 @@
 # Summary on stdout and in OUT/summary.md (default $CARGO_TARGET_DIR/bench-scale), logs next to it.
 #
 # Usage: hack/bench-scale.sh [REPOS]      (default 1000)
-#   env: UNITS=20 CHR_INTERVAL=1m KS_INTERVAL=5m SETTLE=60 STEADY=300 IMPORT_JOBS=4 CONCURRENT=(flag default)
+#   env: UNITS=20 CHR_INTERVAL=1m KS_INTERVAL=5m SETTLE=120 STEADY=300 IMPORT_JOBS=4 CONCURRENT=(flag default)
 #        OUT=... KEEP=1 (keep the temp dir) BIN=<a built controller> (skips the build)
 set -euo pipefail
 REPOS=${1:-1000}
 UNITS=${UNITS:-20}
 CHR_INTERVAL=${CHR_INTERVAL:-1m}
 KS_INTERVAL=${KS_INTERVAL:-5m}
-SETTLE=${SETTLE:-60}
+SETTLE=${SETTLE:-120}
 STEADY=${STEADY:-300}
 IMPORT_JOBS=${IMPORT_JOBS:-4}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

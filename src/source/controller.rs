@@ -105,7 +105,10 @@ fn deleted_artifacts(
         .filter_map(move |event| {
             let deleted = match event {
                 Ok(watcher::Event::Delete(artifact)) => {
-                    let key = (artifact.namespace().unwrap_or_default(), artifact.name_any());
+                    let key = (
+                        artifact.namespace().unwrap_or_default(),
+                        artifact.name_any(),
+                    );
                     ctx.remember_published(key.clone(), None);
                     Some(reflector::ObjectRef::new(&key.1).within(&key.0))
                 }

@@ -161,7 +161,10 @@ mod tests {
     fn an_unchanged_status_is_not_written_again() {
         let update = StatusUpdate {
             observed_generation: Some(1),
-            conditions: vec![condition("Ready", "True"), condition("ArtifactInStorage", "True")],
+            conditions: vec![
+                condition("Ready", "True"),
+                condition("ArtifactInStorage", "True"),
+            ],
             artifact: Some(Artifact {
                 digest: "sha256:aa".into(),
                 ..Artifact::default()

@@ -301,10 +301,7 @@ async fn clients_sharing_a_limit_never_exceed_it_together() {
         in_flight: Some(Arc::new(tokio::sync::Semaphore::new(2))),
         ..fast_options()
     };
-    let clients = [
-        client(&origin, options.clone()),
-        client(&origin, options),
-    ];
+    let clients = [client(&origin, options.clone()), client(&origin, options)];
     let calls = (0..8).map(|i| {
         let c = clients[i % 2].clone();
         async move { c.info().await.unwrap() }

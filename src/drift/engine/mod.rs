@@ -192,7 +192,8 @@ impl DriftEngine {
             .retain(|key, _| exists(key));
         let gone: Vec<ObjectKey> = {
             let mut inventories = self.inventories.lock().unwrap_or_else(|p| p.into_inner());
-            let deleted: Vec<RepoKey> = inventories.keys().filter(|k| !exists(k)).cloned().collect();
+            let deleted: Vec<RepoKey> =
+                inventories.keys().filter(|k| !exists(k)).cloned().collect();
             deleted
                 .iter()
                 .filter_map(|k| inventories.remove(k))

@@ -363,7 +363,11 @@ async fn an_object_the_watch_saw_unchanged_is_not_read_again() {
     };
     f.engine.track_version(&entry, &kind, &seen("7"));
     pass().await.unwrap();
-    assert_eq!(f.gets.load(Ordering::SeqCst), 1, "no read while the watch says unchanged");
+    assert_eq!(
+        f.gets.load(Ordering::SeqCst),
+        1,
+        "no read while the watch says unchanged"
+    );
     f.engine.track_version(&entry, &kind, &seen("8"));
     pass().await.unwrap();
     assert_eq!(f.gets.load(Ordering::SeqCst), 2, "a newer version is read");
