@@ -7,6 +7,9 @@
 #   hack/dev-cluster.sh down    stop it and remove its state
 #   hack/dev-cluster.sh start DIR   (used by `up` and the Rust tests) run in the foreground with state in DIR;
 #                               prints `READY <kubeconfig>` once usable; stops everything on exit or signal.
+#   env DEV_CLUSTER_AUDIT=1     the kube-apiserver writes an audit log (level Metadata, one line per request,
+#                               with its user agent) to logs/audit.log, so benchmarks can count requests
+#                               per client (hack/bench-scale.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,6 +85,13 @@ start() {
   token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   echo "$token,admin,admin,\"system:masters\"" > "$dir/pki/tokens.csv"
 
+  local audit=()
+  if [[ ${DEV_CLUSTER_AUDIT:-0} == 1 ]]; then
+    printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' \
+      'rules:' '- level: Metadata' > "$dir/audit-policy.yaml"
+    audit=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log"
+      --audit-log-maxsize=0 --audit-log-mode=batch)
+  fi
   local etcd_port etcd_peer api_port
   etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
   spawn "$bin/etcd" --data-dir="$dir/etcd" --listen-client-urls="http://127.0.0.1:$etcd_port" \
@@ -104,7 +114,7 @@ start() {
       --token-auth-file="$dir/pki/tokens.csv" \
       --service-account-issuer="https://127.0.0.1:$api_port/" \
       --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
-      --endpoint-reconciler-type=none >>"$dir/logs/kube-apiserver.log" 2>&1
+      --endpoint-reconciler-type=none "${audit[@]}" >>"$dir/logs/kube-apiserver.log" 2>&1
     api_pid=$!
     wait_for "https://127.0.0.1:$api_port/readyz" 120 kube-apiserver "$dir/logs/kube-apiserver.log" \
       --cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $token" || return 1

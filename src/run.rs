@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Reconciles running at once.
     #[arg(long, default_value_t = 4)]
     pub concurrent: u16,
+    /// ConfigHub requests in flight at once, across every repository and the drift engine (more wait
+    /// their turn; a retry's backoff holds none).
+    #[arg(long, default_value_t = source::DEFAULT_CONFIGHUB_CONCURRENT_REQUESTS)]
+    pub confighub_concurrent_requests: usize,
     /// Only watch ConfigHubRepositories in this namespace (default: all namespaces).
     #[arg(long, default_value = "")]
     pub watch_namespace: String,
@@ -164,9 +168,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         advertised = %adv, path = %root.display(), "serving"
     );
 
-    let client = Client::try_default()
-        .await
-        .context("connecting to Kubernetes")?;
+    let client = kube_client().await?;
     if let Some(aside) = &drift.moved_aside {
         crate::pod_event::warn_on_own_pod(
             client.clone(),
@@ -184,6 +186,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrent: args.concurrent.max(1),
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         artifacts_to_keep: args.artifact_retention_records,
+        confighub_concurrent_requests: args.confighub_concurrent_requests.max(1),
     };
     let mut elector = election
         .zip(election_metrics)
@@ -293,6 +296,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = artifact_server.await;
     let _ = http_server.await;
     Ok(())
+}
+
+/// The Kubernetes client, sending `confighub-source-controller/<version>` as its user agent (as
+/// every Flux controller names itself), so the API server's audit log and priority-and-fairness rules
+/// can tell its requests apart.
+async fn kube_client() -> anyhow::Result<Client> {
+    let mut config = kube::Config::infer()
+        .await
+        .context("connecting to Kubernetes")?;
+    let agent = concat!("confighub-source-controller/", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        reqwest::header::USER_AGENT,
+        reqwest::header::HeaderValue::from_static(agent),
+    ));
+    Client::try_from(config).context("connecting to Kubernetes")
 }
 
 /// How long a graceful shutdown waits for the reconcilers (the chart's grace period is 30 s).

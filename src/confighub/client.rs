@@ -33,6 +33,8 @@ pub const AUTH_WORKER_OPERATION: &str = "AuthWorker";
 /// `confighub_client_requests_total{operation,code}`.
 pub trait RequestObserver: Send + Sync {
     fn observe(&self, operation: &'static str, code: &str);
+    /// The body bytes of a response to `operation` (so "nothing changed" can be shown to cost no data).
+    fn observe_bytes(&self, _operation: &'static str, _bytes: u64) {}
 }
 
 /// Tunables of a [`Client`].
@@ -58,6 +60,9 @@ pub struct ClientOptions {
     /// Extra CA certificates, client certificate and proxy (a repository's `certSecretRef` and
     /// `proxySecretRef`).
     pub transport: Transport,
+    /// Requests in flight at once, shared with every client holding the same semaphore (the
+    /// controller's `--confighub-concurrent-requests`); `None`: no limit beyond the downloads'.
+    pub in_flight: Option<Arc<Semaphore>>,
 }
 
 impl Default for ClientOptions {
@@ -72,6 +77,7 @@ impl Default for ClientOptions {
             max_response_bytes: 256 * 1024 * 1024,
             user_agent: format!("confighub-source-controller/{}", env!("CARGO_PKG_VERSION")),
             transport: Transport::default(),
+            in_flight: None,
         }
     }
 }
@@ -418,6 +424,16 @@ impl Client {
             if let Some((content_type, body)) = &call.body {
                 req = req.header(CONTENT_TYPE, *content_type).body(body.clone());
             }
+            // Held for the attempt only, never across a retry's backoff.
+            let permit = match &self.options.in_flight {
+                Some(in_flight) => Some(
+                    Arc::clone(in_flight)
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::Invalid("request semaphore closed".into()))?,
+                ),
+                None => None,
+            };
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let limit = self.options.max_response_bytes;
             let outcome = match req.send().await {
@@ -430,6 +446,7 @@ impl Client {
                 }
                 Err(e) => Err(e),
             };
+            drop(permit);
             match &outcome {
                 Ok((status, _, _)) => self.observe(call.op, status.as_str()),
                 Err(_) => self.observe(call.op, "error"),
@@ -451,6 +468,9 @@ impl Client {
                     self.counters
                         .bytes_downloaded
                         .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    if let Some(observer) = &self.observer {
+                        observer.observe_bytes(call.op, body.len() as u64);
+                    }
                     let request_id = headers
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())

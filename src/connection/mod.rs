@@ -206,15 +206,20 @@ pub struct Connections {
     clients: Mutex<HashMap<(String, String), (confighub::Client, Instant)>>,
     spaces: Mutex<HashMap<(String, String), confighub::Space>>,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// Shared by every client: however many repositories reconcile or drift at once, at most this
+    /// many requests are in flight to ConfigHub.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Connections {
-    /// `observer` sees every request of every client (for `confighub_client_requests_total`).
-    pub fn new(observer: Option<Arc<dyn RequestObserver>>) -> Connections {
+    /// `observer` sees every request of every client (for `confighub_client_requests_total`); at most
+    /// `max_in_flight` requests of all the clients run at once.
+    pub fn new(observer: Option<Arc<dyn RequestObserver>>, max_in_flight: usize) -> Connections {
         Connections {
             clients: Mutex::new(HashMap::new()),
             spaces: Mutex::new(HashMap::new()),
             observer,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
         }
     }
 
@@ -247,6 +252,7 @@ impl Connections {
         }
         let options = ClientOptions {
             transport: transport.clone(),
+            in_flight: Some(Arc::clone(&self.in_flight)),
             ..ClientOptions::default()
         };
         let mut client =
@@ -435,7 +441,7 @@ mod tests {
 
     #[test]
     fn clients_are_shared_per_credentials_and_new_credentials_get_a_new_one() {
-        let connections = Connections::new(None);
+        let connections = Connections::new(None, 1);
         let origin = "http://127.0.0.1:1";
         let a = Credentials::worker("w1", "one");
         let plain = Transport::default();

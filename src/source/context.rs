@@ -10,7 +10,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::cache::UnitDataCache;
 use super::metrics::SourceMetrics;
-use crate::api::ConfigHubRepository;
+use crate::api::{Artifact, ConfigHubRepository};
 use crate::artifact::BuiltArtifact;
 use crate::artifact::storage::Storage;
 use crate::confighub;
@@ -19,6 +19,10 @@ use crate::notification::Notifier;
 
 /// A repository's last build: the fingerprint of its inputs and the result (bytes dropped).
 type LastBuild = ([u8; 32], BuiltArtifact);
+
+/// The default of `--confighub-concurrent-requests`: the reconciles (`--concurrent`, 4) each with a
+/// unit list or bulk read in flight, and room for the drift engine's calls.
+pub const DEFAULT_CONFIGHUB_CONCURRENT_REQUESTS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct ControllerOptions {
@@ -32,6 +36,9 @@ pub struct ControllerOptions {
     pub no_cross_namespace_refs: bool,
     /// Older artifacts kept per repository besides the current one.
     pub artifacts_to_keep: usize,
+    /// ConfigHub requests in flight at once, across every repository, the reconciler and the drift
+    /// engine (`--confighub-concurrent-requests`).
+    pub confighub_concurrent_requests: usize,
 }
 
 impl Default for ControllerOptions {
@@ -42,6 +49,7 @@ impl Default for ControllerOptions {
             concurrent: 4,
             no_cross_namespace_refs: false,
             artifacts_to_keep: 2,
+            confighub_concurrent_requests: DEFAULT_CONFIGHUB_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -61,6 +69,9 @@ pub struct Context {
     /// The last build of each repository (namespace, name): its input fingerprint and result (without
     /// the archive bytes, which are in storage), so an unchanged space is not rebuilt every interval.
     last_builds: Mutex<HashMap<(String, String), LastBuild>>,
+    /// The artifact each repository's ExternalArtifact was last written with by this process, so an
+    /// unchanged one is not written again every interval.
+    published: Mutex<HashMap<(String, String), Artifact>>,
 }
 
 impl Context {
@@ -77,6 +88,7 @@ impl Context {
             instance: None,
         };
         let observer = Arc::new(metrics.client_requests.clone());
+        let connections = Connections::new(Some(observer), options.confighub_concurrent_requests);
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             notifier,
@@ -85,8 +97,9 @@ impl Context {
             storage,
             cache,
             options,
-            connections: Connections::new(Some(observer)),
+            connections,
             last_builds: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
         })
     }
 
@@ -123,6 +136,22 @@ impl Context {
                 builds.remove(&key);
             }
         }
+    }
+
+    /// Whether this process last wrote `key`'s ExternalArtifact with exactly `artifact`.
+    pub fn is_published(&self, key: &(String, String), artifact: &Artifact) -> bool {
+        let published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        published.get(key) == Some(artifact)
+    }
+
+    /// Remembers the artifact written to `key`'s ExternalArtifact, or forgets it (`None`: the
+    /// repository or its ExternalArtifact was deleted).
+    pub fn remember_published(&self, key: (String, String), artifact: Option<Artifact>) {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        match artifact {
+            Some(artifact) => published.insert(key, artifact),
+            None => published.remove(&key),
+        };
     }
 
     /// Publishes a Kubernetes Event on `chr` (and forwards it to notification-controller, about the

@@ -22,7 +22,7 @@ use super::error::Error;
 use super::metrics::{FailureLabels, ObjectLabels};
 use super::pipeline;
 use super::publish::{self, StatusUpdate};
-use crate::api::ConfigHubRepository;
+use crate::api::{ConfigHubRepository, ExternalArtifact};
 
 /// Flux's finalizer name.
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
@@ -73,6 +73,7 @@ pub async fn run(
     let watch_errors = ctx.metrics.watch_errors.clone();
     Controller::for_stream(stream, reader)
         .with_config(controller_config)
+        .reconcile_on(deleted_artifacts(&ctx))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -86,6 +87,35 @@ pub async fn run(
             std::future::ready(())
         })
         .await;
+}
+
+/// The repositories whose ExternalArtifact was deleted (by hand, say): reconciled at once, which writes
+/// it again (an unchanged one is otherwise not rewritten). The watch keeps no objects.
+fn deleted_artifacts(
+    ctx: &Arc<Context>,
+) -> impl futures::Stream<Item = reflector::ObjectRef<ConfigHubRepository>> + Send + 'static {
+    let api: Api<ExternalArtifact> = match &ctx.options.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let managed = format!("app.kubernetes.io/managed-by={}", publish::FIELD_MANAGER);
+    let ctx = Arc::clone(ctx);
+    watcher(api, watcher::Config::default().labels(&managed))
+        .default_backoff()
+        .filter_map(move |event| {
+            let deleted = match event {
+                Ok(watcher::Event::Delete(artifact)) => {
+                    let key = (
+                        artifact.namespace().unwrap_or_default(),
+                        artifact.name_any(),
+                    );
+                    ctx.remember_published(key.clone(), None);
+                    Some(reflector::ObjectRef::new(&key.1).within(&key.0))
+                }
+                _ => None,
+            };
+            std::future::ready(deleted)
+        })
 }
 
 async fn reconcile(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -162,7 +192,13 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
             if let (false, Some(prev)) = (is_new, previous.as_ref()) {
                 artifact.last_update_time = prev.last_update_time.clone();
             }
-            publish::apply_external_artifact(&ctx.client, &chr, &artifact).await?;
+            // Written when it changed, and once per repository after a start (it may have been
+            // deleted meanwhile; a deletion while running brings the repository back here).
+            let key = (namespace.clone(), name.clone());
+            if !ctx.is_published(&key, &artifact) {
+                publish::apply_external_artifact(&ctx.client, &chr, &artifact).await?;
+                ctx.remember_published(key, Some(artifact.clone()));
+            }
             if is_new {
                 ctx.metrics.artifacts_stored.get_or_create(&labels).inc();
                 let note = format!(
@@ -216,7 +252,9 @@ async fn apply(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Actio
         artifact,
         last_handled_reconcile_at: requested_at.or(status.last_handled_reconcile_at),
     };
-    publish::apply_status(&ctx.client, &chr, &update).await?;
+    if !publish::status_unchanged(&chr, &update) {
+        publish::apply_status(&ctx.client, &chr, &update).await?;
+    }
     ctx.metrics
         .reconcile_duration
         .get_or_create(&labels)
@@ -232,6 +270,9 @@ async fn cleanup(chr: Arc<ConfigHubRepository>, ctx: Arc<Context>) -> Result<Act
         .remove_object(pipeline::STORAGE_KIND, &namespace, &name)
         .map_err(|err| Error::Storage(err.to_string()))?;
     ctx.remember_build((namespace.clone(), name.clone()), None);
+    ctx.remember_published((namespace.clone(), name.clone()), None);
+    ctx.metrics
+        .forget(&ObjectLabels::repository(&namespace, &name));
     tracing::info!(%name, %namespace, "removed stored artifacts and the ExternalArtifact");
     Ok(Action::await_change())
 }

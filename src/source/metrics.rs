@@ -41,9 +41,18 @@ pub struct RequestLabels {
     pub code: String,
 }
 
-/// Counts the requests of every ConfigHub client the controller makes.
+/// `confighub_client_response_bytes_total{operation}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+/// Counts the requests of every ConfigHub client the controller makes, and the bytes of their answers.
 #[derive(Clone, Default)]
-pub struct ClientRequests(pub Family<RequestLabels, Counter>);
+pub struct ClientRequests(
+    pub Family<RequestLabels, Counter>,
+    pub Family<OperationLabels, Counter>,
+);
 
 impl crate::confighub::RequestObserver for ClientRequests {
     fn observe(&self, operation: &'static str, code: &str) {
@@ -53,6 +62,14 @@ impl crate::confighub::RequestObserver for ClientRequests {
                 code: code.to_string(),
             })
             .inc();
+    }
+
+    fn observe_bytes(&self, operation: &'static str, bytes: u64) {
+        self.1
+            .get_or_create(&OperationLabels {
+                operation: operation.to_string(),
+            })
+            .inc_by(bytes);
     }
 }
 
@@ -124,10 +141,23 @@ impl SourceMetrics {
             metrics.client_requests.0.clone(),
         );
         registry.register(
+            "confighub_client_response_bytes",
+            "Body bytes of ConfigHub's answers by operation (an unchanged space costs one unit list and no data).",
+            metrics.client_requests.1.clone(),
+        );
+        registry.register(
             "confighub_source_watch_errors",
             "Failures of the ConfigHubRepository watch (retried with backoff); while it fails, spec changes go unseen.",
             metrics.watch_errors.clone(),
         );
         metrics
+    }
+
+    /// Drops the series of a deleted repository, so repositories coming and going do not grow the
+    /// metrics without bound (its failure counters, labelled by reason too, stay).
+    pub fn forget(&self, labels: &ObjectLabels) {
+        self.reconcile_duration.remove(labels);
+        self.artifacts_stored.remove(labels);
+        self.builds_skipped.remove(labels);
     }
 }

@@ -12,5 +12,5 @@ pub mod metrics;
 pub(crate) mod pipeline;
 pub mod publish;
 
-pub use context::{Context, ControllerOptions};
+pub use context::{Context, ControllerOptions, DEFAULT_CONFIGHUB_CONCURRENT_REQUESTS};
 pub use controller::run;

@@ -89,6 +89,29 @@ pub struct StatusUpdate {
     pub last_handled_reconcile_at: Option<String>,
 }
 
+/// Whether `chr`'s status already says what `update` would write (the source reconciler's conditions,
+/// in any order; `Drifted` is the drift engine's), so an unchanged repository costs no write.
+pub fn status_unchanged(chr: &ConfigHubRepository, update: &StatusUpdate) -> bool {
+    let Some(status) = &chr.status else {
+        return false;
+    };
+    fn sorted(mut conditions: Vec<&Condition>) -> Vec<&Condition> {
+        conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        conditions
+    }
+    let ours = sorted(
+        status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != crate::api::conditions::DRIFTED)
+            .collect(),
+    );
+    status.observed_generation == update.observed_generation
+        && status.artifact == update.artifact
+        && status.last_handled_reconcile_at == update.last_handled_reconcile_at
+        && ours == sorted(update.conditions.iter().collect())
+}
+
 pub async fn apply_status(
     client: &Client,
     chr: &ConfigHubRepository,
@@ -115,4 +138,66 @@ pub async fn apply_status(
     api.patch_status(&chr.name_any(), &apply_params(), &Patch::Apply(&patch))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ConfigHubRepositoryStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn condition(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "Succeeded".into(),
+            message: "stored artifact for revision 'head@sha256:aa'".into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_written_again() {
+        let update = StatusUpdate {
+            observed_generation: Some(1),
+            conditions: vec![
+                condition("Ready", "True"),
+                condition("ArtifactInStorage", "True"),
+            ],
+            artifact: Some(Artifact {
+                digest: "sha256:aa".into(),
+                ..Artifact::default()
+            }),
+            last_handled_reconcile_at: None,
+        };
+        let mut chr: ConfigHubRepository = serde_json::from_value(json!({
+            "apiVersion": "source.confighub.com/v1beta1", "kind": "ConfigHubRepository",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {"url": "http://127.0.0.1:9", "space": "s", "interval": "1m"}
+        }))
+        .unwrap();
+        assert!(!status_unchanged(&chr, &update), "no status yet");
+        chr.status = Some(ConfigHubRepositoryStatus {
+            observed_generation: Some(1),
+            // Another order, and the drift engine's condition beside ours.
+            conditions: vec![
+                condition("ArtifactInStorage", "True"),
+                condition("Drifted", "False"),
+                condition("Ready", "True"),
+            ],
+            artifact: update.artifact.clone(),
+            last_handled_reconcile_at: None,
+        });
+        assert!(status_unchanged(&chr, &update));
+        let mut failed = update.clone();
+        failed.conditions[0] = condition("Ready", "False");
+        assert!(!status_unchanged(&chr, &failed));
+        let mut requested = update.clone();
+        requested.last_handled_reconcile_at = Some("now".into());
+        assert!(!status_unchanged(&chr, &requested));
+        let mut recovered = update.clone();
+        recovered.conditions.pop();
+        assert!(!status_unchanged(&chr, &recovered), "a condition to remove");
+    }
 }

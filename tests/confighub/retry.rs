@@ -274,3 +274,38 @@ async fn oversized_responses_are_refused_without_reading_them_whole() {
         "v1"
     );
 }
+
+/// `--confighub-concurrent-requests`: clients sharing one limit (every repository's client in the
+/// controller) never have more requests in flight together than it allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sharing_a_limit_never_exceed_it_together() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    // Each request waits for a partner: the limit of two must let pairs through, and a third never.
+    let pairs = Arc::new(tokio::sync::Barrier::new(2));
+    let handler = {
+        let (in_flight, most) = (in_flight.clone(), most.clone());
+        move || {
+            let (in_flight, most, pairs) = (in_flight.clone(), most.clone(), pairs.clone());
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                pairs.wait().await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(serde_json::json!({"Version": "v1"}))
+            }
+        }
+    };
+    let origin = serve(Router::new().route("/api/info", get(handler))).await;
+    let options = ClientOptions {
+        in_flight: Some(Arc::new(tokio::sync::Semaphore::new(2))),
+        ..fast_options()
+    };
+    let clients = [client(&origin, options.clone()), client(&origin, options)];
+    let calls = (0..8).map(|i| {
+        let c = clients[i % 2].clone();
+        async move { c.info().await.unwrap() }
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+}

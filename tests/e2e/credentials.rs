@@ -293,7 +293,7 @@ async fn connections_serve_any_caller_with_shared_clients_and_rotated_secrets() 
     }))
     .unwrap();
 
-    let connections = Connections::new(None);
+    let connections = Connections::new(None, 1);
     let first = connections.connect(&client, &chr).await.unwrap();
     assert_eq!(first.space.slug, "shared");
     let second = connections.connect(&client, &chr).await.unwrap();
@@ -308,7 +308,7 @@ async fn connections_serve_any_caller_with_shared_clients_and_rotated_secrets() 
     // Rotated in place to a wrong secret: a fresh connection is refused, naming the Secret's key.
     let wrong = format!("wrong-{}", uuid::Uuid::new_v4().simple());
     apply_secret(&client, &ns, "worker", worker_keys(&worker_id, &wrong)).await;
-    let err = Connections::new(None)
+    let err = Connections::new(None, 1)
         .connect(&client, &chr)
         .await
         .unwrap_err();

@@ -76,6 +76,12 @@ impl DriftEngine {
         let _timing = Timing(entry.record_id(), started);
         let applied = as_flux_applies(&desired.object, entry, &ks.0, &ks.1);
         let kind = KindId::new(&entry.group, &entry.kind);
+        if live.is_none()
+            && source == DetectionSource::Analyze
+            && self.unchanged_since_clean(repo, entry, &kind)
+        {
+            return;
+        }
         let live = match live {
             Some(live) => live,
             None => match self.resources.live(entry).await {
@@ -92,6 +98,12 @@ impl DriftEngine {
         // What kustomize-controller's next apply would make of the object. A dry run the API refuses for
         // the object's content (e.g. an immutable field changed) falls back to the plain desired object; one
         // refused to us (403) or failing is blindness, and nothing is judged from it.
+        if let Some(live) = &live
+            && source == DetectionSource::Analyze
+            && self.still_clean(repo, &entry.record_id(), live)
+        {
+            return;
+        }
         let compared = match &live {
             Some(_) => match self.resources.dry_run_apply(entry, &applied).await {
                 Ok(compared) => {
@@ -145,9 +157,13 @@ impl DriftEngine {
             .upsert(ResourceState::new(&key, &compared, live.as_ref(), items));
 
         let Some(detection) = detection else {
+            if let Some(live) = &live {
+                self.remember_clean(repo, key.id(), live);
+            }
             self.resolve(&key.id()).await;
             return;
         };
+        self.forget_clean(repo, &key.id());
         let upsert = detection.clone();
         let (transition, record) = match self.store(move |s| s.upsert_detection(&upsert)).await {
             Ok(result) => result,
@@ -196,6 +212,68 @@ impl DriftEngine {
         if !record.expected {
             self.remediate(repo, ks, &record, &compared, transition)
                 .await;
+        }
+    }
+
+    /// Whether `live` is the very version of object `id` last found as desired against this artifact
+    /// and spec (what the dry run would say again).
+    fn still_clean(&self, repo: &Repo, id: &str, live: &Value) -> bool {
+        let Some(version) = live["metadata"]["resourceVersion"].as_str() else {
+            return false;
+        };
+        let clean = self.clean.lock().unwrap_or_else(|p| p.into_inner());
+        clean
+            .get(&repo_key(repo))
+            .filter(|c| c.digest == repo.digest && c.generation == generation(repo))
+            .and_then(|c| c.objects.get(id))
+            .is_some_and(|v| v == version)
+    }
+
+    /// Whether the kind's watch is up and its latest version of the object is the one last found as
+    /// desired: then neither a get nor a dry run can say anything new (an edit since would have moved the
+    /// version, and the watch compares edits by others as they come).
+    fn unchanged_since_clean(&self, repo: &Repo, entry: &InventoryEntry, kind: &KindId) -> bool {
+        if self
+            .blindness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_blind(kind)
+        {
+            return false;
+        }
+        let id = entry.record_id();
+        let version = {
+            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            match versions.get(kind).and_then(|v| v.get(&id)) {
+                Some(version) => version.clone(),
+                None => return false,
+            }
+        };
+        let live = serde_json::json!({"metadata": {"resourceVersion": version}});
+        self.still_clean(repo, &id, &live)
+    }
+
+    fn remember_clean(&self, repo: &Repo, id: String, live: &Value) {
+        let Some(version) = live["metadata"]["resourceVersion"].as_str() else {
+            return;
+        };
+        let mut clean = self.clean.lock().unwrap_or_else(|p| p.into_inner());
+        let set = clean.entry(repo_key(repo)).or_default();
+        if set.digest != repo.digest || set.generation != generation(repo) {
+            // Judged against another artifact or spec: none of it holds any more.
+            *set = CleanSet {
+                digest: repo.digest.clone(),
+                generation: generation(repo),
+                objects: HashMap::new(),
+            };
+        }
+        set.objects.insert(id, version.to_string());
+    }
+
+    fn forget_clean(&self, repo: &Repo, id: &str) {
+        let mut clean = self.clean.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = clean.get_mut(&repo_key(repo)) {
+            set.objects.remove(id);
         }
     }
 
@@ -261,6 +339,17 @@ impl DriftEngine {
         })
         .await
     }
+}
+
+fn repo_key(repo: &Repo) -> RepoKey {
+    (
+        repo.chr.namespace().unwrap_or_default(),
+        repo.chr.name_any(),
+    )
+}
+
+fn generation(repo: &Repo) -> i64 {
+    repo.chr.metadata.generation.unwrap_or_default()
 }
 
 /// When the object was last written, from its newest managedFields entry; `None` when unknown.

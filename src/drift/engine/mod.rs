@@ -21,7 +21,7 @@ mod tests;
 mod watch;
 pub use status::apply_drifted;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -61,6 +61,15 @@ struct Repo {
 
 type RepoKey = (String, String);
 
+/// The objects of one repository last found as desired, and what they were judged against.
+#[derive(Default)]
+struct CleanSet {
+    digest: String,
+    generation: i64,
+    /// Record id → the resourceVersion found as desired.
+    objects: HashMap<String, String>,
+}
+
 pub struct DriftEngine {
     client: Client,
     /// Every ConfigHubRepository in scope, kept by the source reconciler's watch (shared).
@@ -73,10 +82,19 @@ pub struct DriftEngine {
     /// Desired objects per repository, reloaded when its artifact's digest changes.
     repos: RwLock<HashMap<RepoKey, Arc<Repo>>>,
     watched: Mutex<HashSet<(String, String, String)>>,
+    /// Per repository, the objects last found as desired: the periodic comparison skips the dry run
+    /// of one not written since (same resourceVersion, same artifact and spec).
+    clean: Mutex<HashMap<RepoKey, CleanSet>>,
+    /// Per watched kind, the resourceVersion of each object (record id → version) as its watch last saw
+    /// it: an object whose version is the one found as desired needs no get either while the watch is up.
+    versions: Mutex<HashMap<KindId, HashMap<String, String>>>,
     /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
     /// Kustomization → records its last reconcile found in no inventory (ended when seen twice).
     unmanaged: Mutex<HashMap<RepoKey, HashSet<String>>>,
+    /// Kustomization → the objects of its last inventory, so the resources view drops those it no
+    /// longer manages, and all of them when it is deleted.
+    inventories: Mutex<HashMap<RepoKey, BTreeSet<ObjectKey>>>,
     /// When a Flux reconcile was last requested to revert each active record.
     revert_requests: Mutex<HashMap<String, std::time::Instant>>,
     /// Episodes `(id, episode)` whose fix unit this process was refused (not retried at every sighting).
@@ -108,8 +126,11 @@ impl DriftEngine {
             handles,
             repos: RwLock::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
+            clean: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
             unmanaged: Mutex::new(HashMap::new()),
+            inventories: Mutex::new(HashMap::new()),
             revert_requests: Mutex::new(HashMap::new()),
             fix_unit_refused: Mutex::new(HashSet::new()),
             blindness: Mutex::new(Blindness::default()),
@@ -137,6 +158,63 @@ impl DriftEngine {
         match self.watch_namespace() {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kustomization_resource()),
             None => Api::all_with(self.client.clone(), &kustomization_resource()),
+        }
+    }
+
+    /// Drops what the engine keeps for repositories and Kustomizations that are gone (deleted, or out of
+    /// the watched scope), so churn does not grow it: nothing else removes them.
+    fn forget_gone(&self) {
+        let repository_exists = |(ns, name): &RepoKey| {
+            self.repository_store
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some()
+        };
+        self.repos
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| repository_exists(key));
+        self.clean
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| repository_exists(key));
+        let exists = |(ns, name): &RepoKey| {
+            self.kustomization_store
+                .get(&ObjectRef::new_with(name, kustomization_resource()).within(ns))
+                .is_some()
+        };
+        self.flux_revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| exists(key));
+        self.unmanaged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| exists(key));
+        let gone: Vec<ObjectKey> = {
+            let mut inventories = self.inventories.lock().unwrap_or_else(|p| p.into_inner());
+            let deleted: Vec<RepoKey> =
+                inventories.keys().filter(|k| !exists(k)).cloned().collect();
+            deleted
+                .iter()
+                .filter_map(|k| inventories.remove(k))
+                .flatten()
+                .collect()
+        };
+        for key in &gone {
+            self.handles.resources.remove(key);
+        }
+    }
+
+    /// Remembers `ks`'s inventory, dropping from the resources view what it no longer manages.
+    fn track_inventory(&self, ks: &RepoKey, objects: BTreeSet<ObjectKey>) {
+        let before = self
+            .inventories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ks.clone(), objects.clone())
+            .unwrap_or_default();
+        for key in before.difference(&objects) {
+            self.handles.resources.remove(key);
         }
     }
 

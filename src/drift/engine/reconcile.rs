@@ -146,6 +146,7 @@ pub(super) async fn reconcile(
     ks: Arc<DynamicObject>,
     engine: Arc<DriftEngine>,
 ) -> Result<Action, Error> {
+    engine.forget_gone();
     let value = serde_json::to_value(&*ks).unwrap_or(Value::Null);
     // Not ours (another source kind), or a repository with no artifact yet: Flux has nothing of ours
     // applied, and the next apply changes the Kustomization, which brings it back here.
@@ -160,6 +161,12 @@ pub(super) async fn reconcile(
         .record_kustomization_readiness(&ks_key, &repo_key, &value)
         .await;
     let inventory = entries(&value);
+    // Keyed as the resources view keys them (kind, namespace, name).
+    let objects = inventory
+        .iter()
+        .map(|e| crate::drift::ObjectKey::new(&e.kind, &e.namespace, &e.name))
+        .collect();
+    engine.track_inventory(&ks_key, objects);
     for entry in &inventory {
         Arc::clone(&engine).ensure_watch(entry);
     }

@@ -3,6 +3,7 @@
 //! answers by method and path (the per-kind watch the reconcile starts runs beside it).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
@@ -25,6 +26,8 @@ enum Cluster {
     Forbidden,
     /// The Deployment was scaled to 3 by `kubectl scale` (desired: 1).
     Scaled,
+    /// The Deployment is as desired (and stays at one resourceVersion).
+    Clean,
 }
 
 struct Fixture {
@@ -32,7 +35,11 @@ struct Fixture {
     kustomization: Arc<DynamicObject>,
     /// Bodies of every PATCH to the repository's status.
     status_patches: Arc<Mutex<Vec<Value>>>,
-    _kustomizations: Writer<DynamicObject>,
+    /// Dry-run applies of the Deployment, and reads of it (`Clean` only).
+    dry_runs: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
+    kustomizations: Writer<DynamicObject>,
+    repositories: Writer<ConfigHubRepository>,
     _dir: tempfile::TempDir,
 }
 
@@ -84,6 +91,8 @@ async fn serve(
     cluster: Cluster,
     chr: ConfigHubRepository,
     patches: Arc<Mutex<Vec<Value>>>,
+    dry_runs: Arc<AtomicUsize>,
+    gets: Arc<AtomicUsize>,
 ) {
     // Watch requests are held open, never answered, as a quiet watch would be.
     let mut open_watches = Vec::new();
@@ -105,7 +114,7 @@ async fn serve(
             (_, p, Cluster::Forbidden) if p.contains("/deployments") => {
                 answer(StatusCode::FORBIDDEN, &forbidden("deployments.apps"))
             }
-            ("GET", "/apis/apps/v1/deployments", Cluster::Scaled) => {
+            ("GET", "/apis/apps/v1/deployments", Cluster::Scaled | Cluster::Clean) => {
                 // The kind's watch: an empty list, then nothing (the request is left to time out).
                 if uri.query().unwrap_or_default().contains("watch=true") {
                     open_watches.push(send);
@@ -120,12 +129,17 @@ async fn serve(
             ("GET", p, Cluster::Scaled) if p.ends_with("/deployments/web") => {
                 answer(StatusCode::OK, &deployment(3))
             }
+            ("GET", p, Cluster::Clean) if p.ends_with("/deployments/web") => {
+                gets.fetch_add(1, Ordering::SeqCst);
+                answer(StatusCode::OK, &deployment(1))
+            }
             // The dry run as kustomize-controller: what its next apply would make of the object.
-            ("PATCH", p, Cluster::Scaled) if p.ends_with("/deployments/web") => {
+            ("PATCH", p, Cluster::Scaled | Cluster::Clean) if p.ends_with("/deployments/web") => {
                 assert!(
                     uri.query().unwrap_or_default().contains("dryRun=All"),
                     "{uri}"
                 );
+                dry_runs.fetch_add(1, Ordering::SeqCst);
                 answer(StatusCode::OK, &deployment(1))
             }
             ("GET", p, _) if p.ends_with("/confighubrepositories/shop") => {
@@ -176,11 +190,15 @@ async fn fixture(cluster: Cluster) -> Fixture {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, NS);
     let status_patches = Arc::new(Mutex::new(Vec::new()));
+    let dry_runs = Arc::new(AtomicUsize::new(0));
+    let gets = Arc::new(AtomicUsize::new(0));
     tokio::spawn(serve(
         handle,
         cluster,
         chr.clone(),
         Arc::clone(&status_patches),
+        Arc::clone(&dry_runs),
+        Arc::clone(&gets),
     ));
 
     let mut registry = prometheus_client::registry::Registry::default();
@@ -195,6 +213,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
             concurrent: 1,
             no_cross_namespace_refs: false,
             artifacts_to_keep: 0,
+            confighub_concurrent_requests: 8,
         },
         None,
     );
@@ -219,10 +238,13 @@ async fn fixture(cluster: Cluster) -> Fixture {
     let mut kustomizations = engine.kustomization_writer.lock().unwrap().take().unwrap();
     kustomizations.apply_watcher_event(&watcher::Event::Apply(kustomization.clone()));
     Fixture {
-        _kustomizations: kustomizations,
+        kustomizations,
+        repositories,
         engine,
         kustomization: Arc::new(kustomization),
         status_patches,
+        dry_runs,
+        gets,
         _dir: dir,
     }
 }
@@ -301,6 +323,76 @@ async fn a_scaled_deployment_is_recorded_and_drifted_true() {
         (last["status"].as_str(), last["reason"].as_str()),
         (Some("True"), Some("DriftDetected"))
     );
+}
+
+/// The periodic comparison dry-runs an object again only when it was written since it was last found
+/// as desired (or when it drifted): an unchanged cluster costs a get per object, not a dry run.
+#[tokio::test]
+async fn an_object_unchanged_since_found_clean_is_not_dry_run_again() {
+    for (cluster, expected) in [(Cluster::Clean, 1), (Cluster::Scaled, 2)] {
+        let f = fixture(cluster).await;
+        for _ in 0..2 {
+            reconcile::reconcile(Arc::clone(&f.kustomization), Arc::clone(&f.engine))
+                .await
+                .unwrap();
+        }
+        assert_eq!(f.dry_runs.load(Ordering::SeqCst), expected);
+    }
+}
+
+/// Once the kind's watch reports the very version found as desired, the periodic comparison does not
+/// even read the object; a newer version brings the read (and the dry run) back.
+#[tokio::test]
+async fn an_object_the_watch_saw_unchanged_is_not_read_again() {
+    let f = fixture(Cluster::Clean).await;
+    let pass = || reconcile::reconcile(Arc::clone(&f.kustomization), Arc::clone(&f.engine));
+    pass().await.unwrap();
+    assert_eq!(f.gets.load(Ordering::SeqCst), 1);
+    let entry = crate::drift::inventory::InventoryEntry {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+        namespace: NS.into(),
+        name: "web".into(),
+    };
+    let kind = crate::drift::blind::KindId::new("apps", "Deployment");
+    let seen = |rv: &str| {
+        let mut live = deployment(1);
+        live["metadata"]["resourceVersion"] = json!(rv);
+        Ok(watcher::Event::Apply(serde_json::from_value(live).unwrap()))
+    };
+    f.engine.track_version(&entry, &kind, &seen("7"));
+    pass().await.unwrap();
+    assert_eq!(
+        f.gets.load(Ordering::SeqCst),
+        1,
+        "no read while the watch says unchanged"
+    );
+    f.engine.track_version(&entry, &kind, &seen("8"));
+    pass().await.unwrap();
+    assert_eq!(f.gets.load(Ordering::SeqCst), 2, "a newer version is read");
+}
+
+#[tokio::test]
+async fn what_is_kept_for_a_deleted_repository_and_kustomization_goes_with_them() {
+    let mut f = fixture(Cluster::Scaled).await;
+    reconcile::reconcile(Arc::clone(&f.kustomization), Arc::clone(&f.engine))
+        .await
+        .unwrap();
+    assert_eq!(f.engine.repos.read().unwrap().len(), 1);
+    assert_eq!(f.engine.unmanaged.lock().unwrap().len(), 1);
+    let everything = crate::drift::resources::ResourceQuery::default();
+    use crate::drift::resources::ResourceView as _;
+    assert_eq!(f.engine.handles.resources.list(&everything).len(), 1);
+    let chr = ConfigHubRepository::clone(&f.engine.repository_store.state()[0]);
+    f.repositories
+        .apply_watcher_event(&watcher::Event::Delete(chr));
+    f.kustomizations
+        .apply_watcher_event(&watcher::Event::Delete((*f.kustomization).clone()));
+    f.engine.forget_gone();
+    assert!(f.engine.repos.read().unwrap().is_empty());
+    assert!(f.engine.unmanaged.lock().unwrap().is_empty());
+    assert!(f.engine.handles.resources.list(&everything).is_empty());
 }
 
 #[tokio::test]

@@ -55,6 +55,7 @@ impl DriftEngine {
                 kind: entry.kind.clone(),
             };
             while let Some(event) = events.next().await {
+                self.track_version(&entry, &kind, &event);
                 match event {
                     Ok(watcher::Event::Apply(obj)) => {
                         Arc::clone(&self).on_change(&entry, obj, false).await
@@ -94,6 +95,39 @@ impl DriftEngine {
                 }
             }
         });
+    }
+
+    /// Keeps the version of every object the watch reports; a (re)list starts the kind afresh, since
+    /// objects deleted meanwhile are never reported.
+    pub(super) fn track_version(
+        &self,
+        kind_entry: &InventoryEntry,
+        kind: &KindId,
+        event: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+    ) {
+        let id = |obj: &DynamicObject| {
+            InventoryEntry {
+                namespace: obj.namespace().unwrap_or_default(),
+                name: obj.name_any(),
+                ..kind_entry.clone()
+            }
+            .record_id()
+        };
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = versions.entry(kind.clone()).or_default();
+        match event {
+            Ok(watcher::Event::Init) | Err(_) => objects.clear(),
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                match obj.resource_version() {
+                    Some(version) => objects.insert(id(obj), version),
+                    None => objects.remove(&id(obj)),
+                };
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                objects.remove(&id(obj));
+            }
+            Ok(watcher::Event::InitDone) => {}
+        }
     }
 
     /// A watched object changed: compare now unless kustomize-controller itself wrote it and nothing
