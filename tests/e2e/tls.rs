@@ -139,6 +139,10 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_ca_is_refused_with_a_clear_condition_until_the_secret_is_fixed() {
     let ctl = controller();
+    // No controller restart (which resets the counter compared below) while this test runs.
+    let _no_restart = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
     let client = client().await;
     let ns = namespace(&client, "tls-ca").await;
     let ca = TestCa::new("e2e hub CA");
