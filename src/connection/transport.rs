@@ -46,27 +46,18 @@ pub fn tls_from_secret(
     let ca = secret_value(data, string_data, CA_KEY);
     let cert = secret_value(data, string_data, TLS_CERT_KEY);
     let key = secret_value(data, string_data, TLS_KEY_KEY);
-    let client_identity = match (cert, key) {
-        (Some(cert), Some(key)) => Some((
-            cert,
-            Token::new(String::from_utf8(key).map_err(|_| {
-                invalid(format!(
-                    "Secret '{name}' key '{TLS_KEY_KEY}' is not a PEM private key"
-                ))
-            })?),
-        )),
-        (Some(_), None) => {
-            return Err(invalid(format!(
-                "Secret '{name}' has key '{TLS_CERT_KEY}' but no non-empty key '{TLS_KEY_KEY}'"
-            )));
-        }
-        (None, Some(_)) => {
-            return Err(invalid(format!(
-                "Secret '{name}' has key '{TLS_KEY_KEY}' but no non-empty key '{TLS_CERT_KEY}'"
-            )));
-        }
-        (None, None) => None,
-    };
+    let client_identity =
+        match both_or_neither(name, (TLS_CERT_KEY, TLS_KEY_KEY), (cert, key)).map_err(invalid)? {
+            Some((cert, key)) => Some((
+                cert,
+                Token::new(String::from_utf8(key).map_err(|_| {
+                    invalid(format!(
+                        "Secret '{name}' key '{TLS_KEY_KEY}' is not a PEM private key"
+                    ))
+                })?),
+            )),
+            None => None,
+        };
     if ca.is_none() && client_identity.is_none() {
         return Err(invalid(format!(
             "Secret '{name}' has neither a non-empty key '{CA_KEY}' nor keys '{TLS_CERT_KEY}' and '{TLS_KEY_KEY}'"
@@ -85,6 +76,25 @@ pub fn tls_from_secret(
     .map(drop)
     .map_err(|e| invalid(format!("Secret '{name}': {}", plain(&e))))?;
     Ok(tls)
+}
+
+/// Two keys that only make sense together (a certificate and its key, a user and a password): both,
+/// neither, or the message naming the one that is missing.
+fn both_or_neither<A, B>(
+    name: &str,
+    (a_key, b_key): (&str, &str),
+    values: (Option<A>, Option<B>),
+) -> Result<Option<(A, B)>, String> {
+    match values {
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (Some(_), None) => Err(format!(
+            "Secret '{name}' has key '{a_key}' but no non-empty key '{b_key}'"
+        )),
+        (None, Some(_)) => Err(format!(
+            "Secret '{name}' has key '{b_key}' but no non-empty key '{a_key}'"
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The proxy in a `proxySecretRef` Secret: `address`, and `username` + `password` for basic auth.
@@ -109,20 +119,13 @@ pub fn proxy_from_secret(
             .trim_end_matches(['\r', '\n'])
             .to_string()
     });
-    let auth = match (user, password) {
-        (Some(user), Some(password)) => Some((user, Token::new(password))),
-        (Some(_), None) => {
-            return Err(invalid(format!(
-                "Secret '{name}' has key '{PROXY_USERNAME_KEY}' but no non-empty key '{PROXY_PASSWORD_KEY}'"
-            )));
-        }
-        (None, Some(_)) => {
-            return Err(invalid(format!(
-                "Secret '{name}' has key '{PROXY_PASSWORD_KEY}' but no non-empty key '{PROXY_USERNAME_KEY}'"
-            )));
-        }
-        (None, None) => None,
-    };
+    let auth = both_or_neither(
+        name,
+        (PROXY_USERNAME_KEY, PROXY_PASSWORD_KEY),
+        (user, password),
+    )
+    .map_err(invalid)?
+    .map(|(user, password)| (user, Token::new(password)));
     let proxy = ProxySettings { address, auth };
     Transport {
         tls: TlsSettings::default(),
