@@ -10,7 +10,6 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
@@ -545,53 +544,6 @@ impl Client {
                 operation: op,
                 message,
             },
-        }
-    }
-
-    pub(crate) async fn fetch_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Error> {
-        let raw = self.execute(call).await?;
-        decode(call.op, &raw)
-    }
-
-    /// A whole list: every page, following `ConfigHub-Continue` (sent back as `continue`, the other
-    /// parameters unchanged) until a page comes without it. A page may be short or empty and still
-    /// have a next one; `null` reads as an empty page.
-    /// `sized` sends `ClientOptions::page_size` as `limit` (Space and Unit lists).
-    pub(crate) async fn fetch_list<T: DeserializeOwned>(
-        &self,
-        mut call: Call,
-        sized: bool,
-    ) -> Result<Vec<T>, Error> {
-        if let Some(size) = self.options.page_size.filter(|_| sized) {
-            call.query.push(("limit", size.clamp(1, 1000).to_string()));
-        }
-        let mut items = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let raw = self.execute(&call).await?;
-            let page: Option<Vec<T>> = decode(call.op, &raw)?;
-            items.extend(page.unwrap_or_default());
-            let Some(next) = raw
-                .headers
-                .get(CONTINUE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-            else {
-                return Ok(items);
-            };
-            // A server handing out the same token twice would page forever.
-            if !seen.insert(next.clone()) {
-                return Err(Error::Decode {
-                    operation: call.op,
-                    status: raw.status.as_u16(),
-                    message: "ConfigHub-Continue repeats an earlier page token".into(),
-                    request_id: raw.request_id.clone(),
-                });
-            }
-            call.query.retain(|(k, _)| *k != "continue");
-            call.query.push(("continue", next));
         }
     }
 }

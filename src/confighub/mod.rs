@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod codec;
 mod error;
 mod ops;
+mod reads;
 pub mod retry;
 mod token;
 mod transport;

@@ -14,28 +14,55 @@ use crate::wire::{
 /// Largest archive member read back; our own build refuses larger units long before this.
 const MAX_MEMBER_BYTES: u64 = 256 * 1024 * 1024;
 
+/// One desired object. Every managed object of every repository is held between comparisons (20,000
+/// at 1,000 repositories), so the object is kept as compact JSON text, parsed when it is compared,
+/// and only what identifies it is kept apart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredObject {
     pub unit_slug: String,
     pub revision: i64,
-    pub object: Value,
+    kind: String,
+    name: String,
+    namespace: String,
+    group: String,
+    json: Box<str>,
 }
 
 impl DesiredObject {
+    pub fn new(unit_slug: String, revision: i64, object: &Value) -> Self {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        DesiredObject {
+            unit_slug,
+            revision,
+            kind: text(&object["kind"]),
+            name: text(&object["metadata"]["name"]),
+            namespace: text(&object["metadata"]["namespace"]),
+            group: api_version
+                .rsplit_once('/')
+                .map(|(g, _)| g)
+                .unwrap_or("")
+                .to_string(),
+            // A `Value` always serialises.
+            json: serde_json::to_string(object).unwrap_or_default().into(),
+        }
+    }
+
+    /// The object, parsed from the text it is kept as.
+    pub fn object(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
     pub fn kind(&self) -> &str {
-        self.object["kind"].as_str().unwrap_or_default()
+        &self.kind
     }
     pub fn name(&self) -> &str {
-        self.object["metadata"]["name"].as_str().unwrap_or_default()
+        &self.name
     }
     pub fn namespace(&self) -> &str {
-        self.object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
+        &self.namespace
     }
     pub fn group(&self) -> &str {
-        let api_version = self.object["apiVersion"].as_str().unwrap_or_default();
-        api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+        &self.group
     }
 
     /// Whether this is the object an inventory entry names. An object without a namespace matches any
@@ -84,11 +111,7 @@ pub fn desired_objects(tar_gz: &[u8]) -> Result<Vec<DesiredObject>, String> {
                 .as_str()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0);
-            out.push(DesiredObject {
-                unit_slug,
-                revision,
-                object,
-            });
+            out.push(DesiredObject::new(unit_slug, revision, &object));
         }
     }
     Ok(out)
@@ -128,7 +151,7 @@ mod tests {
             (web.unit_slug.as_str(), web.revision, web.group()),
             ("web", 4, "apps")
         );
-        assert_eq!(web.object["spec"]["replicas"], 2);
+        assert_eq!(web.object()["spec"]["replicas"], 2);
         let entry = super::super::inventory::parse_entry("demo_web_apps_Deployment", "v1").unwrap();
         assert!(web.matches(&entry));
         let cfg = objects.iter().find(|o| o.name() == "cfg").unwrap();

@@ -237,17 +237,26 @@ async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
         "flux trace reaches the ConfigHubRepository:\n{out}"
     );
 
-    // Flux's reconcile histogram is exported for this object.
-    let metrics = controller().metrics().await;
+    // Flux's reconcile histogram is exported for this object (waited for: another test may have
+    // just restarted the shared controller, which starts its series afresh at the next reconcile).
     let series = format!(
         "gotk_reconcile_duration_seconds_count{{kind=\"ConfigHubRepository\",name=\"apps\",namespace=\"{ns}\"}}"
     );
-    assert!(metrics.contains(&series), "missing {series} in /metrics");
+    wait_for(
+        "the repository's reconcile histogram in /metrics",
+        READY_TIMEOUT,
+        || async { controller().metrics().await.contains(&series).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_released_mode_ignores_edits_until_a_release() {
     controller();
+    // No controller restart (which resets the bulk-read counter read below) while this test runs.
+    let _no_restart = crate::support::controller::FULL_CHECKS_OF_EVERYTHING
+        .lock()
+        .await;
     let client = client().await;
     let ns = namespace(&client, "src-released").await;
     let hub = TestHub::start().await;

@@ -74,7 +74,6 @@ impl DriftEngine {
         };
         let started = std::time::Instant::now();
         let _timing = Timing(entry.record_id(), started);
-        let applied = as_flux_applies(&desired.object, entry, &ks.0, &ks.1);
         let kind = KindId::new(&entry.group, &entry.kind);
         if live.is_none()
             && source == DetectionSource::Analyze
@@ -104,6 +103,8 @@ impl DriftEngine {
         {
             return;
         }
+        // Parsed only now: most periodic checks end above without it.
+        let applied = as_flux_applies(&desired.object(), entry, &ks.0, &ks.1);
         let compared = match &live {
             Some(_) => match self.resources.dry_run_apply(entry, &applied).await {
                 Ok(compared) => {

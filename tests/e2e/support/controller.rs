@@ -21,6 +21,11 @@ pub struct ControllerProcess {
 
 static CONTROLLER: OnceLock<ControllerProcess> = OnceLock::new();
 
+/// The shared controller, if a test started it (for failure messages, which must not start it).
+pub fn started_controller() -> Option<&'static ControllerProcess> {
+    CONTROLLER.get()
+}
+
 /// Held by tests that make the controller check every repository at once (a restart), and by the one
 /// test that needs no full check to happen while it works.
 pub static FULL_CHECKS_OF_EVERYTHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -144,6 +149,13 @@ pub fn wait_ready(http: &str, log: &Path) {
 impl ControllerProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` log lines that contain `needle` (a test's namespace), for a failure message.
+    pub fn log_tail_about(&self, needle: &str, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// The controller's /metrics text.

@@ -228,7 +228,12 @@ pub async fn wait_repository(
         Ok(chr) => chr,
         Err(_) => {
             let last = api.get(name).await.ok().and_then(|c| c.status);
-            panic!("timed out waiting for {what}; last status: {last:#?}")
+            let log = super::controller::started_controller()
+                .map(|c| c.log_tail_about(&format!("\"{ns}\""), 40))
+                .unwrap_or_default();
+            panic!(
+                "timed out waiting for {what}; last status: {last:#?}\nthe shared controller's last log lines about {ns}:\n{log}"
+            )
         }
     }
 }
