@@ -3,7 +3,8 @@
 //! Retry-After, resets, truncated and garbage bodies, answers held back past the client's timeout)
 //! while units are edited now and then. Every second each repository's served artifact is fetched
 //! and checked against the digest in its status (a miss is a serving gap) and its Ready condition is
-//! sampled. Then faults are turned off (`PUT /admin/faults`) with a last edit to every repository.
+//! sampled. A short outage follows (every request faulted, so reconciles fail whatever the seed drew).
+//! Then faults are turned off (`PUT /admin/faults`) with a last edit to every repository.
 //!
 //! Asserted: no panic in the controller's log and no token in it; no serving gap; every failure
 //! reason the controller counted (`confighub_source_reconcile_failures_total`) was seen in a sampled
@@ -38,6 +39,8 @@ const UNITS: usize = 3;
 const INTERVAL_SECS: u64 = 5;
 const SPEC_TIMEOUT_SECS: u64 = 45;
 const EDIT_EVERY: Duration = Duration::from_secs(3);
+/// The outage at the end of the faulty period: over two intervals, so every repository reconciles in it.
+const OUTAGE: Duration = Duration::from_secs(2 * INTERVAL_SECS + 2);
 const SETUP: Duration = Duration::from_secs(90);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -147,6 +150,15 @@ impl FaultyHub {
     async fn faults(&self) -> FaultReport {
         let req = self.exempt(reqwest::Method::GET, "/admin/faults");
         serde_json::from_value(self.json(req).await).unwrap()
+    }
+
+    /// Every request faulted, with quick faults only (no held-back answers): an outage the client's
+    /// retries cannot ride out, so reconciles fail whatever the seed drew before.
+    async fn outage(&self) {
+        let req = self
+            .exempt(reqwest::Method::PUT, "/admin/faults")
+            .json(&json!({"rate": 1.0, "kinds": ["server_error", "reset", "garbage"]}));
+        self.json(req).await;
     }
 
     async fn stop_faults(&self) {
@@ -324,6 +336,16 @@ async fn faults_from_confighub_never_stop_serving_and_are_all_visible() {
             edits += 1;
             last_edit = Instant::now();
         }
+        samples.take(&repos).await;
+        tokio::time::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed())).await;
+    }
+
+    // Then an outage: with the client retrying 500s, resets and undecodable answers, the random faults
+    // above may all have been ridden out; these cannot be, so there are failures to find in Ready.
+    hub.outage().await;
+    let outage = Instant::now();
+    while outage.elapsed() < OUTAGE {
+        let tick = Instant::now();
         samples.take(&repos).await;
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed())).await;
     }
