@@ -120,10 +120,15 @@ async fn the_whole_flow_runs_over_tls_with_a_private_ca_through_an_authenticatin
     // An edit travels the same way.
     hub.put_unit(&space_id, "settings", &config_map("settings", "navy"))
         .await;
-    wait_for("the edit to be applied", READY_TIMEOUT, || async {
-        let cm = cms.get_opt("settings").await.ok().flatten()?;
-        (cm.data?.get("color").map(String::as_str) == Some("navy")).then_some(())
-    })
+    wait_for_or_report(
+        "the edit to be applied",
+        READY_TIMEOUT,
+        || async {
+            let cm = cms.get_opt("settings").await.ok().flatten()?;
+            (cm.data?.get("color").map(String::as_str) == Some("navy")).then_some(())
+        },
+        delivery_report(&client, &ns, "secure"),
+    )
     .await;
 
     let log = ctl.log_text();

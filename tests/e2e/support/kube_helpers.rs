@@ -271,3 +271,58 @@ where
     })
     .await;
 }
+
+/// Where a delivery stands, for a failure message: the repository's artifact and conditions, its
+/// ExternalArtifact's revision, the Kustomization's last applied revision and Ready condition, and the
+/// shared controller's last log lines about the namespace.
+pub async fn delivery_report(client: &Client, ns: &str, name: &str) -> String {
+    let repo = Api::<ConfigHubRepository>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .map(|c| format!("{:?}", c.status))
+        .unwrap_or_else(|e| e.to_string());
+    let gvk = GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", "ExternalArtifact");
+    let external =
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+            .get(name)
+            .await
+            .map(|a| a.data["status"]["artifact"]["revision"].to_string())
+            .unwrap_or_else(|e| e.to_string());
+    let ks = kustomizations(client, ns)
+        .get(name)
+        .await
+        .map(|k| k.data["status"].to_string())
+        .unwrap_or_else(|e| e.to_string());
+    let log = super::controller::started_controller()
+        .map(|c| c.log_tail_about(&format!("\"{ns}\""), 40))
+        .unwrap_or_default();
+    format!(
+        "repository status: {repo}\nExternalArtifact revision: {external}\nKustomization status: {ks}\ncontroller log about {ns}:\n{log}"
+    )
+}
+
+/// [`wait_for`], printing `report` before panicking when it times out.
+pub async fn wait_for_or_report<T, F, Fut, R>(
+    what: &str,
+    timeout: Duration,
+    check: F,
+    report: R,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+    R: Future<Output = String>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut check = check;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let report = report.await;
+            panic!("timed out after {timeout:?} waiting for {what}\n{report}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

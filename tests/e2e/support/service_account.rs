@@ -40,7 +40,29 @@ pub fn parse_documents(yaml: &str) -> Vec<Value> {
 
 /// Applies the chart's ServiceAccount and RBAC, and returns a kubeconfig (written into `dir`) that
 /// authenticates as that ServiceAccount with a TokenRequest token.
+///
+/// The RBAC is applied once per test process: applying it again (for a shard or a controller of a
+/// test's own) would briefly empty the aggregated drift ClusterRole until it is aggregated again, and
+/// every controller already running would be refused its drift reads in that window.
 pub fn service_account_kubeconfig(cp: &ControlPlane, dir: &Path) -> PathBuf {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let token = TOKEN.get_or_init(|| apply_rbac_and_request_token(cp));
+
+    // The admin kubeconfig with the ServiceAccount's token in place of the admin token.
+    let text = std::fs::read_to_string(&cp.kubeconfig).expect("reading the admin kubeconfig");
+    let mut config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    for user in config["users"].as_sequence_mut().expect("kubeconfig users") {
+        user["user"] = serde_yaml_ng::to_value(json!({"token": token})).unwrap();
+    }
+    let path = dir.join("kubeconfig-service-account");
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// The chart's ServiceAccount and RBAC applied (and aggregated), and a token of the ServiceAccount.
+fn apply_rbac_and_request_token(cp: &ControlPlane) -> String {
     let rbac: Vec<Value> = helm_template(cp, NAMESPACE, &[])
         .into_iter()
         .filter(|o| RBAC_KINDS.contains(&o["kind"].as_str().unwrap_or("")))
@@ -67,18 +89,7 @@ pub fn service_account_kubeconfig(cp: &ControlPlane, dir: &Path) -> PathBuf {
         ],
     );
     assert!(ok, "kubectl create token failed: {err}");
-
-    // The admin kubeconfig with the ServiceAccount's token in place of the admin token.
-    let text = std::fs::read_to_string(&cp.kubeconfig).expect("reading the admin kubeconfig");
-    let mut config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    for user in config["users"].as_sequence_mut().expect("kubeconfig users") {
-        user["user"] = serde_yaml_ng::to_value(json!({"token": token.trim()})).unwrap();
-    }
-    let path = dir.join("kubeconfig-service-account");
-    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
+    token.trim().to_string()
 }
 
 /// Does what kube-controller-manager's clusterrole-aggregation controller would (the test control
