@@ -51,7 +51,22 @@ impl PartialEq<TestNamespace> for serde_json::Value {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Not waited for: the namespace controller and the finalizers finish it in the background.
+        // The test control plane has no kube-controller-manager, so deleting a namespace does not delete
+        // what is in it: the repositories and Kustomizations are deleted first (their finalizers run in
+        // the controllers), or they would go on reconciling against the test's stopped hub.
+        let _ = control_plane().run_tool(
+            "kubectl",
+            &[
+                "delete",
+                "confighubrepositories,kustomizations",
+                "--all",
+                "-n",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
+        );
+        // Not waited for: the finalizers finish in the background.
         let _ = control_plane().run_tool(
             "kubectl",
             &[
