@@ -176,11 +176,15 @@ async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
             .map(String::as_str),
         Some("2")
     );
+    // kustomize-controller applies the objects one request after another: the Deployment may come a
+    // moment after the ConfigMap.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    assert!(
-        deployments.get_opt("web").await.unwrap().is_some(),
-        "the Deployment unit was applied"
-    );
+    wait_for(
+        "the Deployment unit to be applied",
+        READY_TIMEOUT,
+        || async { deployments.get_opt("web").await.ok().flatten() },
+    )
+    .await;
 
     // An edit in ConfigHub becomes a new revision in the cluster.
     hub.put_unit(&space_id, "settings", &config_map("settings", "green"))

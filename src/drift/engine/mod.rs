@@ -25,6 +25,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -88,6 +89,9 @@ pub struct DriftEngine {
     /// Per watched kind, the resourceVersion of each object (record id → version) as its watch last saw
     /// it: an object whose version is the one found as desired needs no get either while the watch is up.
     versions: Mutex<HashMap<KindId, HashMap<String, String>>>,
+    /// Per repository, the `Drifted` condition this process last applied: with the store's copy, it
+    /// tells when nothing needs writing without reading the repository back.
+    drifted_applied: Mutex<HashMap<RepoKey, Condition>>,
     /// Kustomization → the revision its latest event named (to tell drift corrections from deployments).
     flux_revisions: Mutex<HashMap<RepoKey, String>>,
     /// Kustomization → records its last reconcile found in no inventory (ended when seen twice).
@@ -128,6 +132,7 @@ impl DriftEngine {
             watched: Mutex::new(HashSet::new()),
             clean: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
+            drifted_applied: Mutex::new(HashMap::new()),
             flux_revisions: Mutex::new(HashMap::new()),
             unmanaged: Mutex::new(HashMap::new()),
             inventories: Mutex::new(HashMap::new()),
@@ -174,6 +179,10 @@ impl DriftEngine {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, _| repository_exists(key));
         self.clean
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| repository_exists(key));
+        self.drifted_applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, _| repository_exists(key));

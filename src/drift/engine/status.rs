@@ -9,6 +9,8 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use kube::runtime::reflector::ObjectRef;
+
 use super::{DriftEngine, Repo, RepoKey};
 use crate::api::ConfigHubRepository;
 use crate::api::conditions::{
@@ -188,37 +190,69 @@ impl DriftEngine {
         } else {
             None
         };
-        let api: Api<ConfigHubRepository> = Api::namespaced(self.client.clone(), &key.0);
-        // Read back, not from the store: the condition must be compared with what is there now.
-        let Ok(current) = api.get(&key.1).await else {
-            return;
-        };
-        let conditions = current.status.clone().unwrap_or_default().conditions;
-        let previous = conditions.iter().find(|c| c.type_ == DRIFTED);
         let worst = active
             .iter()
             .map(|r| r.severity)
             .max()
             .map(|s| s.to_string());
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let next = match records {
-            Err(cause) => {
-                store_unavailable_condition(previous, &cause, current.metadata.generation, now)
-            }
-            Ok(_) => drifted_condition(
-                previous,
-                active.len(),
-                worst.as_deref(),
-                blind.as_deref(),
-                current.metadata.generation,
-                now,
-            ),
+        let next_for = |current: &ConfigHubRepository| {
+            let previous = current
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == DRIFTED));
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let next = match &records {
+                Err(cause) => {
+                    store_unavailable_condition(previous, cause, current.metadata.generation, now)
+                }
+                Ok(_) => drifted_condition(
+                    previous,
+                    active.len(),
+                    worst.as_deref(),
+                    blind.as_deref(),
+                    current.metadata.generation,
+                    now,
+                ),
+            };
+            (same(previous, &next), next)
         };
-        if same(previous, &next) {
+        // The store's copy says nothing changed, and this process's last write (if any) agrees: no read
+        // back (at 1,000 repositories, a GET per repository per interval). The store may lag the last
+        // write by a moment, so a store that agrees with the wanted condition while the last write did
+        // not is read back, as is any change.
+        let stored = self
+            .repository_store
+            .get(&ObjectRef::new(&key.1).within(&key.0));
+        if let Some(stored) = stored
+            && let (true, next) = next_for(&stored)
+        {
+            let applied = self
+                .drifted_applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if applied.get(&key).is_none_or(|last| same(Some(last), &next)) {
+                return;
+            }
+        }
+        let api: Api<ConfigHubRepository> = Api::namespaced(self.client.clone(), &key.0);
+        // Read back, not from the store: the condition must be compared with what is there now.
+        let Ok(current) = api.get(&key.1).await else {
+            return;
+        };
+        let (unchanged, next) = next_for(&current);
+        if unchanged {
             return;
         }
-        if let Err(err) = apply_drifted(&api, &key.1, next).await {
-            tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "drift: cannot update the Drifted condition");
+        match apply_drifted(&api, &key.1, next.clone()).await {
+            Ok(()) => {
+                self.drifted_applied
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, next);
+            }
+            Err(err) => {
+                tracing::warn!(namespace = %key.0, name = %key.1, error = %err, "drift: cannot update the Drifted condition");
+            }
         }
     }
 }

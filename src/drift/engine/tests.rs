@@ -38,6 +38,8 @@ struct Fixture {
     /// Dry-run applies of the Deployment, and reads of it (`Clean` only).
     dry_runs: Arc<AtomicUsize>,
     gets: Arc<AtomicUsize>,
+    /// Reads of the repository (the Drifted condition read back).
+    repo_gets: Arc<AtomicUsize>,
     kustomizations: Writer<DynamicObject>,
     repositories: Writer<ConfigHubRepository>,
     _dir: tempfile::TempDir,
@@ -93,6 +95,7 @@ async fn serve(
     patches: Arc<Mutex<Vec<Value>>>,
     dry_runs: Arc<AtomicUsize>,
     gets: Arc<AtomicUsize>,
+    repo_gets: Arc<AtomicUsize>,
 ) {
     // Watch requests are held open, never answered, as a quiet watch would be.
     let mut open_watches = Vec::new();
@@ -143,6 +146,7 @@ async fn serve(
                 answer(StatusCode::OK, &deployment(1))
             }
             ("GET", p, _) if p.ends_with("/confighubrepositories/shop") => {
+                repo_gets.fetch_add(1, Ordering::SeqCst);
                 answer(StatusCode::OK, &serde_json::to_value(&chr).unwrap())
             }
             ("PATCH", p, _) if p.ends_with("/confighubrepositories/shop/status") => {
@@ -192,6 +196,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
     let status_patches = Arc::new(Mutex::new(Vec::new()));
     let dry_runs = Arc::new(AtomicUsize::new(0));
     let gets = Arc::new(AtomicUsize::new(0));
+    let repo_gets = Arc::new(AtomicUsize::new(0));
     tokio::spawn(serve(
         handle,
         cluster,
@@ -199,6 +204,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
         Arc::clone(&status_patches),
         Arc::clone(&dry_runs),
         Arc::clone(&gets),
+        Arc::clone(&repo_gets),
     ));
 
     let mut registry = prometheus_client::registry::Registry::default();
@@ -245,6 +251,7 @@ async fn fixture(cluster: Cluster) -> Fixture {
         status_patches,
         dry_runs,
         gets,
+        repo_gets,
         _dir: dir,
     }
 }
@@ -338,6 +345,36 @@ async fn an_object_unchanged_since_found_clean_is_not_dry_run_again() {
         }
         assert_eq!(f.dry_runs.load(Ordering::SeqCst), expected);
     }
+}
+
+/// A Drifted condition that the store's copy already shows, as this process last applied it, is not
+/// read back from the API server (a GET per repository per interval at scale); a store that has not
+/// caught up with the last write is.
+#[tokio::test]
+async fn an_unchanged_drifted_condition_is_neither_read_back_nor_written() {
+    let mut f = fixture(Cluster::Clean).await;
+    let pass = || reconcile::reconcile(Arc::clone(&f.kustomization), Arc::clone(&f.engine));
+    pass().await.unwrap();
+    assert_eq!(f.repo_gets.load(Ordering::SeqCst), 1);
+    assert_eq!(f.status_patches.lock().unwrap().len(), 1);
+    // The store has not seen the write yet: read back (the mock answers without the condition, so
+    // it is applied again).
+    pass().await.unwrap();
+    assert_eq!(f.repo_gets.load(Ordering::SeqCst), 2);
+    // The watch delivers the write: nothing is read or written any more.
+    let applied = drifted_conditions(&f.status_patches.lock().unwrap())[0].clone();
+    let mut chr = repository("sha256:aa", "shop.tar.gz");
+    chr.status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .push(serde_json::from_value(serde_json::to_value(&applied).unwrap()).unwrap());
+    f.repositories
+        .apply_watcher_event(&watcher::Event::Apply(chr));
+    let patches = f.status_patches.lock().unwrap().len();
+    pass().await.unwrap();
+    assert_eq!(f.repo_gets.load(Ordering::SeqCst), 2, "no read back");
+    assert_eq!(f.status_patches.lock().unwrap().len(), patches, "no write");
 }
 
 /// Once the kind's watch reports the very version found as desired, the periodic comparison does not
