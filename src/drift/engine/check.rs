@@ -369,14 +369,18 @@ fn written_at(live: &Value) -> Option<chrono::DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A dry run refused because the object or its namespace is being deleted: 404, or the 403 the API
-/// server gives for new content in a terminating namespace (a dry-run apply of a just-deleted object
-/// is a create). Not blindness: RBAC refusals never say "being terminated".
+/// A dry run refused because the object or its namespace is being deleted: 404, or a 403 for a create.
+/// A dry-run apply of an object deleted since it was read (pruned by Flux, say) is a create: the API
+/// server refuses it for new content in a terminating namespace, or because the controller may not
+/// create that kind (its RBAC never grants create, only what reads and dry-runs existing objects need).
+/// Neither is blindness: a refusal of what the engine does use names `get`, `list`, `watch` or `patch`.
 fn going_away(err: &kube::Error) -> bool {
     match err {
         kube::Error::Api(status) => {
             status.code == 404
-                || (status.code == 403 && status.message.contains("being terminated"))
+                || (status.code == 403
+                    && (status.message.contains("being terminated")
+                        || status.message.contains("cannot create resource")))
         }
         _ => false,
     }
@@ -401,6 +405,11 @@ mod going_away_tests {
         assert!(going_away(&api(
             403,
             "configmaps \"x\" is forbidden: unable to create new content in namespace n because it is being terminated"
+        )));
+        // Seen in the e2e suite when Flux pruned an object between the watch event and the dry run.
+        assert!(going_away(&api(
+            403,
+            "configmaps \"settings\" is forbidden: User \"system:serviceaccount:flux-system:confighub-source-controller\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"n\""
         )));
         assert!(!going_away(&api(
             403,
