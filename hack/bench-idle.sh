@@ -19,7 +19,7 @@ trap cleanup EXIT
 cargo build --release --locked --bin confighub-source-controller >&2
 eval "$(bash hack/dev-cluster.sh up 2>/dev/null)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=info target/release/confighub-source-controller run --storage-path "$work/storage" \
+RUST_LOG=info "${CARGO_TARGET_DIR:-target}"/release/confighub-source-controller run --storage-path "$work/storage" \
   --storage-addr 127.0.0.1:0 --http-addr "127.0.0.1:$port" >"$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do

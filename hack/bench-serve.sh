@@ -3,11 +3,12 @@
 # (examples/artifact_serve.rs: the controller's router and `serve`, release build) against Go's
 # http.FileServer as Flux's source-controller runs it (hack/http-bench), on the same two artifacts, from
 # the same load generator (hack/http-bench load: keep-alive clients on loopback, every response checked
-# for status 200 and its length). Cells alternate between the two servers; prints a table with ratios.
+# for status 200 and its length). The controller's server runs twice: as shipped (files kept in memory,
+# `--storage-cache-mib` 64) and with that cache off ("uncached": every request reads the disk). Cells
+# alternate the order of the servers; prints a table with ratios.
 #
 #   hack/bench-serve.sh                  # 10 s per cell, clients 1 and 50, one round
 #   SECONDS_PER_CELL=5 CLIENTS="1 50" ROUNDS=2 hack/bench-serve.sh
-#   BEFORE_BIN=<examples/artifact_serve of an older build> hack/bench-serve.sh   # adds it to every cell
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${SECONDS_PER_CELL:-10}
@@ -50,11 +51,8 @@ start() {
 }
 start controller "$target/release/examples/artifact_serve" "$work/files" 127.0.0.1:0
 start go "$bench" fileserver "$work/files" 127.0.0.1:0
-servers="controller go"
-if [[ -n ${BEFORE_BIN:-} ]]; then
-  start before "$BEFORE_BIN" "$work/files" 127.0.0.1:0
-  servers="before controller go"
-fi
+start uncached "$target/release/examples/artifact_serve" "$work/files" 127.0.0.1:0 0
+servers="uncached controller go"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tick=$(getconf CLK_TCK)
 
@@ -92,13 +90,12 @@ for line in open(sys.argv[1]):
     for k, v in kv.items():
         cells[key][(f[4], k)].append(float(v))
 m = lambda cell, server, k: statistics.median(cell[(server, k)])
-before = any(s == "before" for cell in cells.values() for s, _ in cell)
-print("| artifact | clients |" + (" before req/s |" if before else "") + " controller req/s | Go req/s | **ratio** | controller p50 / p99 ms | Go p50 / p99 ms | CPU s controller / Go | errors |")
-print("|---|---|" + ("---|" if before else "") + "---|---|---|---|---|---|---|")
+print("| artifact | clients | controller req/s | Go req/s | **ratio** | uncached req/s (ratio) | controller p50 / p99 ms | Go p50 / p99 ms | CPU s controller / Go | errors |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for (file, size, c), cell in cells.items():
     rc, rg = m(cell, "controller", "rps"), m(cell, "go", "rps")
-    b = f" {m(cell, 'before', 'rps'):,.0f} |" if before else ""
-    print(f"| {file} ({size:,} B) | {c} |{b} {rc:,.0f} | {rg:,.0f} | **{rc / rg:.2f}** | "
+    ru = m(cell, "uncached", "rps")
+    print(f"| {file} ({size:,} B) | {c} | {rc:,.0f} | {rg:,.0f} | **{rc / rg:.2f}** | {ru:,.0f} ({ru / rg:.2f}) | "
           f"{m(cell, 'controller', 'p50_ms'):.2f} / {m(cell, 'controller', 'p99_ms'):.2f} | "
           f"{m(cell, 'go', 'p50_ms'):.2f} / {m(cell, 'go', 'p99_ms'):.2f} | "
           f"{m(cell, 'controller', 'cpu_s'):.1f} / {m(cell, 'go', 'cpu_s'):.1f} | "

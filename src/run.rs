@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use kube::Client;
 
 use crate::artifact::Storage;
+use crate::artifact::served::ServedFiles;
 use crate::drift::{DriftDb, DriftHandles, api::drift_api_router};
 use crate::http;
 use crate::leader::{ElectionMetrics, LeaderElectionArgs, LeaderElector};
@@ -30,6 +31,11 @@ pub struct RunArgs {
     /// listening on all interfaces).
     #[arg(long, default_value = "")]
     pub storage_adv_addr: String,
+    /// Memory for artifacts the artifact server has read, in MiB (0: always read the disk). A current
+    /// artifact is then served with no disk read or blocking-pool trip; files over 1 MiB (or a
+    /// quarter of this) are always read from disk.
+    #[arg(long, default_value_t = 64)]
+    pub storage_cache_mib: u64,
     /// Address for health probes, metrics and the REST API.
     #[arg(long, default_value = ":8080")]
     pub http_addr: String,
@@ -123,7 +129,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         &storage_listener.local_addr()?.to_string(),
         &args.storage_adv_addr,
     );
-    let storage = Storage::new(artifacts_root.clone(), adv.clone());
+    let served = ServedFiles::new(args.storage_cache_mib.saturating_mul(1 << 20));
+    let storage = Storage::new(artifacts_root.clone(), adv.clone()).with_served(served.clone());
     for (path, ok) in storage.verify_all() {
         if !ok {
             tracing::warn!(%path, "stored artifact failed verification; it will be rebuilt on the next reconcile");
@@ -224,7 +231,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let artifact_server = tokio::spawn(http::serve(
         storage_listener,
         http::gated(
-            http::artifact_server::artifact_router(artifacts_root),
+            http::artifact_server::artifact_router_with(artifacts_root, served),
             Arc::clone(&leading),
             "not the leader",
         ),

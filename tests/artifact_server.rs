@@ -159,3 +159,58 @@ async fn missing_root_is_404_not_500() {
     let (status, _, _) = raw(addr, "GET", "/a/b.tar.gz").await;
     assert_eq!(status, 404);
 }
+
+/// With memory ([`ServedFiles`]): a file is served from memory once read, and never after the storage
+/// deleted it (garbage collection, the repository's deletion).
+#[tokio::test]
+async fn files_kept_in_memory_go_when_the_storage_deletes_them() {
+    use confighub_source_controller::artifact::served::ServedFiles;
+    use confighub_source_controller::artifact::storage::Storage;
+    use confighub_source_controller::http::artifact_server::artifact_router_with;
+
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("confighubrepository/ns/repo");
+    std::fs::create_dir_all(&obj).unwrap();
+    let (old, current) = (
+        format!("{}.tar.gz", "a".repeat(64)),
+        format!("{}.tar.gz", "b".repeat(64)),
+    );
+    std::fs::write(obj.join(&old), b"old artifact").unwrap();
+    std::fs::write(obj.join(&current), b"current artifact").unwrap();
+    let served = ServedFiles::new(1 << 20);
+    let storage =
+        Storage::new(dir.path().to_path_buf(), "127.0.0.1:1".into()).with_served(served.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = artifact_router_with(dir.path().to_path_buf(), served);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let target = |file: &str| format!("/confighubrepository/ns/repo/{file}");
+
+    for file in [&old, &current] {
+        assert_eq!(raw(addr, "GET", &target(file)).await.0, 200);
+    }
+    // Kept: the disk no longer matters to it (a stored file never changes; only the storage deletes).
+    std::fs::write(obj.join(&current), b"changed behind the storage's back").unwrap();
+    let (status, head, body) = raw(addr, "GET", &target(&current)).await;
+    assert_eq!((status, body.as_slice()), (200, &b"current artifact"[..]));
+    assert!(head.contains("content-length: 16"), "{head}");
+    let (status, head, body) = raw(addr, "HEAD", &target(&current)).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-length: 16") && body.is_empty(),
+        "{head}"
+    );
+
+    let current_path = format!("confighubrepository/ns/repo/{current}");
+    let deleted = storage
+        .gc("confighubrepository", "ns", "repo", &current_path, 0)
+        .unwrap();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(raw(addr, "GET", &target(&old)).await.0, 404);
+    assert_eq!(raw(addr, "GET", &target(&current)).await.0, 200);
+
+    storage
+        .remove_object("confighubrepository", "ns", "repo")
+        .unwrap();
+    assert_eq!(raw(addr, "GET", &target(&current)).await.0, 404);
+}

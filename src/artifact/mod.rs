@@ -12,6 +12,7 @@ pub(crate) mod names;
 pub mod pack;
 mod par;
 pub(crate) mod process;
+pub mod served;
 pub mod storage;
 pub(crate) mod textual;
 mod unit;

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::build::BuiltArtifact;
+use super::served::ServedFiles;
 use crate::api::artifact::Artifact;
 use crate::atomic_file::AtomicWrite;
 
@@ -90,6 +91,8 @@ impl StoredArtifact {
 pub struct Storage {
     root: PathBuf,
     advertised_addr: String,
+    /// What the artifact server keeps in memory; told of every write and delete here.
+    served: ServedFiles,
 }
 
 impl Storage {
@@ -99,7 +102,14 @@ impl Storage {
         Self {
             root,
             advertised_addr,
+            served: ServedFiles::default(),
         }
+    }
+
+    /// Tells `served` (the artifact server's memory) of every file this storage writes or deletes.
+    pub fn with_served(mut self, served: ServedFiles) -> Self {
+        self.served = served;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -221,6 +231,8 @@ impl Storage {
         }
         .write(&final_path, &artifact.bytes)
         .map_err(|e| StorageError::io(e.op, &e.path)(e.source))?;
+        // Same name, so same content, unless the old file was damaged: never serve that from memory.
+        self.served.forget(&stored.path);
         Ok(stored)
     }
 
@@ -290,6 +302,7 @@ impl Storage {
             let ok = matches!(self.verify_file(&full, &format!("sha256:{hex}")), Ok(true));
             if !ok {
                 let _ = fs::remove_file(&full);
+                self.served.forget(&relative);
             }
             results.push((relative, ok));
         }
@@ -386,7 +399,9 @@ impl Storage {
         for (_, file) in archives.into_iter().skip(keep_recent) {
             let path = dir.join(&file);
             fs::remove_file(&path).map_err(StorageError::io("removing", &path))?;
-            deleted.push(format!("{kind}/{namespace}/{name}/{file}"));
+            let relative = format!("{kind}/{namespace}/{name}/{file}");
+            self.served.forget(&relative);
+            deleted.push(relative);
         }
         Ok(deleted)
     }
@@ -399,6 +414,8 @@ impl Storage {
         name: &str,
     ) -> Result<(), StorageError> {
         let dir = self.object_dir(kind, namespace, name)?;
+        // After the deletion, whatever its outcome: a file it removed must not be served from memory.
+        let _forget = ForgetOnDrop(&self.served, format!("{kind}/{namespace}/{name}"));
         match fs::symlink_metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(StorageError::io("inspecting", &dir)(e)),
@@ -414,6 +431,15 @@ impl Storage {
             let _ = fs::remove_dir(parent);
         }
         Ok(())
+    }
+}
+
+/// Forgets a directory's files when dropped, i.e. after every return path of a deletion.
+struct ForgetOnDrop<'a>(&'a ServedFiles, String);
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.forget_under(&self.1);
     }
 }
 

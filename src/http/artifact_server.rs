@@ -4,6 +4,8 @@
 //! storage root: every request path is decoded once, must consist of plain components (no `.`/`..`,
 //! no empty segments, no hidden names — in-progress writes are hidden temp files), and must still be
 //! under the root after symlinks are resolved. Everything else is a 404, so probing reveals nothing.
+//! A file read whole is kept in memory ([`ServedFiles`]) and served from there until the storage
+//! writes or deletes it.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 
+use crate::artifact::served::ServedFiles;
+
 /// Files up to this size are read whole by the blocking call that opens them and sent as one body:
 /// one trip to the blocking pool per request instead of one per chunk (the 10,000-unit artifact of
 /// hack/bench-pack.sh is ~0.8 MB). Larger files are streamed in [`CHUNK`]s.
@@ -22,12 +26,24 @@ const WHOLE: u64 = 1 << 20;
 /// Read size for streaming a larger file.
 const CHUNK: usize = 256 * 1024;
 
-/// A router serving the files under `root` with GET and HEAD.
+/// A router serving the files under `root` with GET and HEAD, always from disk.
 pub fn artifact_router(root: PathBuf) -> Router {
-    Router::new().fallback(serve_file).with_state(root)
+    artifact_router_with(root, ServedFiles::default())
 }
 
-async fn serve_file(State(root): State<PathBuf>, method: Method, uri: Uri) -> Response {
+/// [`artifact_router`] keeping what it reads in `served`, which must be the one the storage writing
+/// under `root` was given ([`crate::artifact::storage::Storage::with_served`]).
+pub fn artifact_router_with(root: PathBuf, served: ServedFiles) -> Router {
+    Router::new()
+        .fallback(serve_file)
+        .with_state((root, served))
+}
+
+async fn serve_file(
+    State((root, served)): State<(PathBuf, ServedFiles)>,
+    method: Method,
+    uri: Uri,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -44,6 +60,16 @@ async fn serve_file(State(root): State<PathBuf>, method: Method, uri: Uri) -> Re
     } else {
         "application/octet-stream"
     };
+    if let Some(bytes) = served.get(&relative) {
+        let len = bytes.len() as u64;
+        let body = if read_whole {
+            Body::from(bytes)
+        } else {
+            Body::empty()
+        };
+        return file_response(body, len, content_type);
+    }
+    let ticket = served.ticket();
     // One blocking call resolves, checks, opens and (for most artifacts) reads the file.
     let opened = tokio::task::spawn_blocking({
         let relative = relative.clone();
@@ -54,6 +80,7 @@ async fn serve_file(State(root): State<PathBuf>, method: Method, uri: Uri) -> Re
     let (body, len) = match opened {
         Ok(Some(Opened::Whole(bytes))) => {
             let len = bytes.len() as u64;
+            served.keep(&relative, bytes.clone(), ticket);
             (Body::from(bytes), len)
         }
         Ok(Some(Opened::File(_, len))) if method == Method::HEAD => (Body::empty(), len),
@@ -64,6 +91,10 @@ async fn serve_file(State(root): State<PathBuf>, method: Method, uri: Uri) -> Re
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    file_response(body, len, content_type)
+}
+
+fn file_response(body: Body, len: u64, content_type: &'static str) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

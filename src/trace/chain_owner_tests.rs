@@ -19,7 +19,7 @@ fn argo_object() -> Value {
 fn application(sync: &str, health: &str) -> Value {
     json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
         "metadata": {"name": "guestbook", "namespace": "argocd"},
-        "spec": {"project": "default", "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git",
+        "spec": {"project": "default", "source": {"repoURL": "https://git.example.invalid/argocd-example-apps.git",
                  "path": "guestbook", "targetRevision": "HEAD"},
                  "destination": {"server": "https://kubernetes.default.svc", "namespace": "guestbook"}},
         "status": {"sync": {"status": sync, "revision": "53e28ff20cc530b9ada2173fbbd64d48338583ba"},
@@ -167,7 +167,7 @@ fn flux_helm_releases_and_other_flux_sources() {
     // A Kustomization over a GitRepository.
     let git = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
         "metadata": {"name": "flux-system", "namespace": "flux-system"},
-        "spec": {"url": "https://github.com/org/fleet", "ref": {"branch": "main"}},
+        "spec": {"url": "https://git.example.invalid/org/fleet", "ref": {"branch": "main"}},
         "status": {"conditions": conditions("True", "Succeeded", "stored"), "artifact": {"revision": "main@sha1:0123456789abcdef0123456789abcdef01234567"}}});
     let mut k = ks(
         "main@sha1:0123456789abcdef0123456789abcdef01234567",

@@ -727,7 +727,7 @@ async fn a_kustomization_over_a_git_repository_is_traced_to_its_commit() {
             &PatchParams::apply("e2e").force(),
             &Patch::Apply(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
                 "metadata": {"name": "fleet"},
-                "spec": {"url": "https://github.com/example/fleet", "interval": "1h", "ref": {"branch": "main"}}})),
+                "spec": {"url": "https://git.example.invalid/fleet", "interval": "1h", "ref": {"branch": "main"}}})),
         )
         .await
         .unwrap();
@@ -771,7 +771,7 @@ async fn a_kustomization_over_a_git_repository_is_traced_to_its_commit() {
     assert_eq!(t["levels"][0]["details"]["branch"], "main");
     assert_eq!(
         t["levels"][0]["details"]["url"],
-        "https://github.com/example/fleet"
+        "https://git.example.invalid/fleet"
     );
     assert_eq!(t["levels"][1]["revision"], format!("main@sha1:{commit}"));
     assert_eq!(t["drift"]["state"], "not-checked");
@@ -939,7 +939,7 @@ async fn argo_cd_applications_show_their_sync_revision_status_and_health() {
         json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
             "metadata": {"name": "guestbook", "namespace": ns},
             "spec": {"project": "default",
-                     "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git", "path": "guestbook", "targetRevision": "HEAD"},
+                     "source": {"repoURL": "https://git.example.invalid/argocd-example-apps.git", "path": "guestbook", "targetRevision": "HEAD"},
                      "destination": {"server": "https://kubernetes.default.svc", "namespace": ns}},
             "status": {"sync": {"status": sync, "revision": sha},
                        "health": {"status": health},
@@ -988,7 +988,7 @@ async fn argo_cd_applications_show_their_sync_revision_status_and_health() {
     assert_eq!(app["details"]["resourceStatus"], "Synced");
     assert_eq!(
         t["levels"][0]["name"],
-        "https://github.com/argoproj/argocd-example-apps.git"
+        "https://git.example.invalid/argocd-example-apps.git"
     );
     let (_, out, _) = trace(&args).await;
     assert!(
