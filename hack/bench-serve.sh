@@ -9,11 +9,13 @@
 #
 #   hack/bench-serve.sh                  # 10 s per cell, clients 1 and 50, one round
 #   SECONDS_PER_CELL=5 CLIENTS="1 50" ROUNDS=2 hack/bench-serve.sh
+#   BURNERS=6 hack/bench-serve.sh        # six busy-loop processes compete for the cores throughout
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${SECONDS_PER_CELL:-10}
 clients=${CLIENTS:-1 50}
 rounds=${ROUNDS:-1}
+burners=${BURNERS:-0}
 target=${CARGO_TARGET_DIR:-target}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/confighub-source-controller/tools
 work=$(mktemp -d)
@@ -56,7 +58,11 @@ servers="uncached controller go"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tick=$(getconf CLK_TCK)
 
-echo "== $rounds round(s), ${secs} s per cell, nproc=$(nproc), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for _ in $(seq 1 "$burners"); do
+  sh -c 'while :; do :; done' &
+  pids+=($!)
+done
+echo "== $rounds round(s), $burners busy loop(s), ${secs} s per cell, nproc=$(nproc), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 results=$work/results
 : >"$results"
 n=0
