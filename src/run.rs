@@ -142,6 +142,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (source_metrics, drift, election_metrics, notifier) = {
         let mut registry = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         let source_metrics = SourceMetrics::register(&mut registry);
+        served.register_metrics(&mut registry);
         let db = DriftDb::parse(&args.drift_db.0, &root).map_err(anyhow::Error::msg)?;
         let drift = DriftHandles::open(&db, &mut registry)
             .with_context(|| format!("opening the drift record store {db}"))?;

@@ -178,6 +178,8 @@ async fn files_kept_in_memory_go_when_the_storage_deletes_them() {
     std::fs::write(obj.join(&old), b"old artifact").unwrap();
     std::fs::write(obj.join(&current), b"current artifact").unwrap();
     let served = ServedFiles::new(1 << 20);
+    let mut registry = prometheus_client::registry::Registry::default();
+    served.register_metrics(&mut registry);
     let storage =
         Storage::new(dir.path().to_path_buf(), "127.0.0.1:1".into()).with_served(served.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,4 +215,15 @@ async fn files_kept_in_memory_go_when_the_storage_deletes_them() {
         .remove_object("confighubrepository", "ns", "repo")
         .unwrap();
     assert_eq!(raw(addr, "GET", &target(&current)).await.0, 404);
+
+    // What an operator sees: two reads from disk, three answers from memory, nothing held at the end.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "confighub_source_artifact_served_total{from=\"disk\"} 2",
+        "confighub_source_artifact_served_total{from=\"memory\"} 3",
+        "confighub_source_artifact_memory_bytes 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 }

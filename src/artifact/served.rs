@@ -12,6 +12,11 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
@@ -22,6 +27,21 @@ const SHARDS: usize = 4;
 #[derive(Clone, Default)]
 pub struct ServedFiles {
     inner: Option<Arc<Inner>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Where a served file came from, so an operator can see what the memory buys and what it holds.
+#[derive(Default)]
+struct Metrics {
+    /// `confighub_source_artifact_served_total{from}`: files served, `from` memory or disk.
+    served: Family<FromLabels, Counter>,
+    /// `confighub_source_artifact_memory_bytes`: bytes of files held (0 when the memory is off).
+    bytes: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FromLabels {
+    from: &'static str,
 }
 
 struct Inner {
@@ -86,12 +106,51 @@ impl ServedFiles {
                 files,
                 generation: Mutex::new(0),
             })),
+            metrics: Arc::default(),
         }
     }
 
-    /// The file at relative `path`, if it is kept.
+    /// Registers `confighub_source_artifact_served_total{from}` and
+    /// `confighub_source_artifact_memory_bytes`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        for from in ["memory", "disk"] {
+            let _ = self.metrics.served.get_or_create(&FromLabels { from });
+        }
+        registry.register(
+            "confighub_source_artifact_served",
+            "Artifact files served by the artifact server, from memory or from disk.",
+            self.metrics.served.clone(),
+        );
+        registry.register(
+            "confighub_source_artifact_memory_bytes",
+            "Bytes of artifact files the artifact server holds in memory (at most --storage-cache-mib).",
+            self.metrics.bytes.clone(),
+        );
+    }
+
+    /// The file at relative `path`, if it is kept (counted as served from memory).
     pub(crate) fn get(&self, path: &str) -> Option<Bytes> {
-        self.inner.as_ref()?.files.get(path)
+        let bytes = self.inner.as_ref()?.files.get(path)?;
+        self.count("memory");
+        Some(bytes)
+    }
+
+    /// A file served from disk (a miss, or one never kept).
+    pub(crate) fn served_from_disk(&self) {
+        self.count("disk");
+    }
+
+    fn count(&self, from: &'static str) {
+        self.metrics
+            .served
+            .get_or_create(&FromLabels { from })
+            .inc();
+    }
+
+    /// Called with the lock held after every change, so the gauge ends at the last change's value.
+    fn update_bytes(&self, inner: &Inner) {
+        let held = i64::try_from(inner.files.weight()).unwrap_or(i64::MAX);
+        self.metrics.bytes.set(held);
     }
 
     /// Taken before reading a file from disk, handed back to [`Self::keep`].
@@ -105,6 +164,7 @@ impl ServedFiles {
         let generation = inner.generation();
         if *generation == ticket.0 {
             inner.files.insert(path.to_string(), bytes);
+            self.update_bytes(inner);
         }
     }
 
@@ -114,6 +174,7 @@ impl ServedFiles {
         let mut generation = inner.generation();
         *generation += 1;
         inner.files.remove(path);
+        self.update_bytes(inner);
     }
 
     /// Every file under the relative directory `dir` was deleted.
@@ -123,6 +184,7 @@ impl ServedFiles {
         let mut generation = inner.generation();
         *generation += 1;
         inner.files.retain(|path, _| !path.starts_with(&prefix));
+        self.update_bytes(inner);
     }
 }
 
@@ -189,6 +251,11 @@ mod tests {
         // A file over a shard's share of the budget is never kept.
         served.keep("big", Bytes::from(vec![0; 64 * 1024]), served.ticket());
         assert_eq!(served.get("big"), None);
+
+        assert_eq!(
+            served.metrics.bytes.get(),
+            i64::try_from(inner.files.weight()).unwrap()
+        );
 
         let off = ServedFiles::new(0);
         off.keep("a", Bytes::from_static(b"a"), off.ticket());

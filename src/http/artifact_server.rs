@@ -77,6 +77,9 @@ async fn serve_file(
     })
     .await
     .unwrap_or_else(|join| Err(io::Error::other(join)));
+    if matches!(opened, Ok(Some(_))) {
+        served.served_from_disk();
+    }
     let (body, len) = match opened {
         Ok(Some(Opened::Whole(bytes))) => {
             let len = bytes.len() as u64;
