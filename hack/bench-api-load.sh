@@ -7,7 +7,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${1:-$ROOT/target/release/confighub-source-controller}"
+BIN="${1:-${CARGO_TARGET_DIR:-$ROOT/target}/release/confighub-source-controller}"
 SECS="${2:-60}"
 [[ -x "$BIN" ]] || (cd "$ROOT" && cargo build --release --quiet)
 WORK="$(mktemp -d)"

@@ -74,8 +74,8 @@ for tool in python3 curl cargo setpriv; do command -v $tool >/dev/null || die "$
 log "building (release): the controller and examples/drift_bench"
 (cd "$ROOT" && cargo build --release --quiet --bin confighub-source-controller --example drift_bench) \
   || die "cargo build failed"
-BIN=$ROOT/target/release/confighub-source-controller
-BENCH=$ROOT/target/release/examples/drift_bench
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/confighub-source-controller
+BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/drift_bench
 TESTBIN=$(bash "$ROOT/hack/testbin.sh") || die "hack/testbin.sh failed"
 export PATH="$TESTBIN/bin:$PATH"
 

@@ -20,7 +20,7 @@ cat "$WORK"/units/*.yaml | wc -c | awk '{printf "   %.2f MB of YAML (%s bytes)\n
 
 echo "== building (release) pack and the Flux archiver"
 (cd "$ROOT" && cargo build --release --quiet)
-PACK="$ROOT/target/release/confighub-source-controller"
+PACK="${CARGO_TARGET_DIR:-$ROOT/target}/release/confighub-source-controller"
 (cd "$ROOT/hack/flux-archive" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOSUMDB=off \
   go build -trimpath -o "$CACHE/flux-archive" .)
 FLUX="$CACHE/flux-archive"
