@@ -21,6 +21,8 @@ mod hidden;
 mod hostile;
 #[path = "confighub/import.rs"]
 mod import;
+#[path = "confighub/lists.rs"]
+mod lists;
 #[path = "confighub/paging.rs"]
 mod paging;
 #[path = "confighub/retry.rs"]
