@@ -92,6 +92,18 @@ async fn the_controller_rides_out_a_kube_apiserver_restart() {
     )
     .await;
     apply_kustomization(&client, &ns, "restart", "restart").await;
+    // kustomize-controller, too, just came through the restart: its first status write after it can
+    // fail on its own stale cache ("failed to update status: timed out waiting for the condition",
+    // seen in CI), and it retries after `retryInterval`, which defaults to the 10 minute interval. A
+    // short one, as Flux users set, so that its retry is not what this test waits for.
+    kustomizations(&client, &ns)
+        .patch(
+            "restart",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"retryInterval": "2s"}})),
+        )
+        .await
+        .expect("setting the Kustomization's retryInterval");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     wait_for("the unit to reach the cluster", TIMEOUT, || async {
         (config_map_color(&cms, "settings").await.as_deref() == Some("blue")).then_some(())
