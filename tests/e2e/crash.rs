@@ -23,10 +23,6 @@ use crate::support::*;
 const TIMEOUT: Duration = Duration::from_secs(90);
 const UNITS: usize = 4;
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
 fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

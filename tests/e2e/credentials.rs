@@ -17,10 +17,6 @@ use crate::support::*;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN_TTL: Duration = Duration::from_secs(3);
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
 fn worker_keys(id: &str, secret: &str) -> serde_json::Value {
     json!({"CONFIGHUB_WORKER_ID": id, "CONFIGHUB_WORKER_SECRET": secret})
 }

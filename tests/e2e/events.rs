@@ -10,10 +10,6 @@ use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
 /// The first event the receiver accepted about ExternalArtifact `ns/name` with `reason`.
 fn received(ns: &str, name: &str, reason: &str) -> Option<Value> {
     event_receiver().events().into_iter().find(|e| {

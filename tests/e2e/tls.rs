@@ -27,10 +27,6 @@ async fn delete_repository(client: &kube::Client, ns: &str, name: &str) {
     wait_gone("the repository to be cleaned up", &api, name, READY_TIMEOUT).await;
 }
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
 /// The value of the first metric line starting with `series` (labels included), 0 when absent.
 fn metric(metrics: &str, series: &str) -> f64 {
     metrics

@@ -10,7 +10,6 @@ use kube::Api;
 use serde_json::json;
 
 use crate::instances::Instance;
-use crate::leader::{config_map, config_map_color};
 use crate::support::controller::wait_ready;
 use crate::support::*;
 

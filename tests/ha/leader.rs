@@ -20,20 +20,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// The bound for a takeover after the leader dies.
 const TAKEOVER: Duration = Duration::from_secs(15);
 
-pub fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
-pub async fn config_map_color(cms: &Api<ConfigMap>, name: &str) -> Option<String> {
-    cms.get_opt(name)
-        .await
-        .ok()
-        .flatten()?
-        .data?
-        .get("color")
-        .cloned()
-}
-
 /// The leader election flags of the chart's Deployment (so the test proves the binary takes them),
 /// timed so a takeover fits the bound (a candidate takes over 5 s after it last saw the Lease renewed,
 /// trying every 1-2.2 s), plus what only an out-of-cluster process needs: the Lease's namespace (a pod

@@ -15,16 +15,6 @@ use crate::support::*;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
-fn deployment(name: &str, image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n"
-    )
-}
-
 fn spec(hub: &TestHub, space: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut spec = json!({"url": hub.url, "space": space, "interval": "2s", "secretRef": {"name": "confighub"}});
     if let (Some(obj), Some(more)) = (spec.as_object_mut(), extra.as_object()) {
@@ -51,16 +41,6 @@ async fn ready_settings_repository(
     (ns, hub, space_id, chr)
 }
 
-async fn config_map_color(cms: &Api<ConfigMap>, name: &str) -> Option<String> {
-    cms.get_opt(name)
-        .await
-        .ok()
-        .flatten()?
-        .data?
-        .get("color")
-        .cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
     controller();
@@ -71,7 +51,7 @@ async fn units_reach_the_cluster_and_follow_edits_and_deletions() {
     hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
         .await;
     let web = hub
-        .put_unit(&space_id, "web", &deployment("web", "nginx:1.27"))
+        .put_unit(&space_id, "web", &deployment("web", "nginx:1.27", 1))
         .await;
     token_secret(&client, &ns, "confighub", &hub.token).await;
     apply_repository(&client, &ns, "apps", spec(&hub, "apps", json!({}))).await;

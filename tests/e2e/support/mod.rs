@@ -14,6 +14,7 @@ pub mod service_account;
 pub mod shard;
 pub mod tied;
 pub mod tls;
+pub mod units;
 
 pub use artifact_server::*;
 pub use cluster::control_plane;
@@ -22,3 +23,4 @@ pub use flux_events::event_receiver;
 pub use hub::TestHub;
 pub use kube_helpers::*;
 pub use shard::{SHARD_KEY, Shard};
+pub use units::{config_map, config_map_color, deployment};

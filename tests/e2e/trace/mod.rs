@@ -18,16 +18,6 @@ use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn config_map(name: &str, color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  color: {color}\n")
-}
-
-fn deployment(name: &str, image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n"
-    )
-}
-
 /// Runs the real binary's `trace` against the test cluster; returns (exit code, stdout, stderr).
 async fn trace(args: &[&str]) -> (i32, String, String) {
     // TRACE_BIN: another build of the binary (the benchmark uses a release build).
@@ -165,8 +155,12 @@ async fn delivered_by(
     let space_id = hub.space(space).await;
     hub.put_unit(&space_id, "settings", &config_map("settings", "blue"))
         .await;
-    hub.put_unit(&space_id, "backend", &deployment("backend", "nginx:1.27"))
-        .await;
+    hub.put_unit(
+        &space_id,
+        "backend",
+        &deployment("backend", "nginx:1.27", 3),
+    )
+    .await;
     match worker {
         Some((id, secret)) => {
             let data = std::collections::BTreeMap::from([
