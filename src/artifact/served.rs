@@ -31,12 +31,28 @@ pub struct ServedFiles {
 }
 
 /// Where a served file came from, so an operator can see what the memory buys and what it holds.
-#[derive(Default)]
 struct Metrics {
     /// `confighub_source_artifact_served_total{from}`: files served, `from` memory or disk.
     served: Family<FromLabels, Counter>,
+    /// The two series of `served`, looked up once rather than on every request.
+    from_memory: Counter,
+    from_disk: Counter,
     /// `confighub_source_artifact_memory_bytes`: bytes of files held (0 when the memory is off).
     bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let served = Family::<FromLabels, Counter>::default();
+        let from_memory = served.get_or_create(&FromLabels { from: "memory" }).clone();
+        let from_disk = served.get_or_create(&FromLabels { from: "disk" }).clone();
+        Self {
+            served,
+            from_memory,
+            from_disk,
+            bytes: Gauge::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,9 +129,6 @@ impl ServedFiles {
     /// Registers `confighub_source_artifact_served_total{from}` and
     /// `confighub_source_artifact_memory_bytes`.
     pub fn register_metrics(&self, registry: &mut Registry) {
-        for from in ["memory", "disk"] {
-            let _ = self.metrics.served.get_or_create(&FromLabels { from });
-        }
         registry.register(
             "confighub_source_artifact_served",
             "Artifact files served by the artifact server, from memory or from disk.",
@@ -131,20 +144,13 @@ impl ServedFiles {
     /// The file at relative `path`, if it is kept (counted as served from memory).
     pub(crate) fn get(&self, path: &str) -> Option<Bytes> {
         let bytes = self.inner.as_ref()?.files.get(path)?;
-        self.count("memory");
+        self.metrics.from_memory.inc();
         Some(bytes)
     }
 
     /// A file served from disk (a miss, or one never kept).
     pub(crate) fn served_from_disk(&self) {
-        self.count("disk");
-    }
-
-    fn count(&self, from: &'static str) {
-        self.metrics
-            .served
-            .get_or_create(&FromLabels { from })
-            .inc();
+        self.metrics.from_disk.inc();
     }
 
     /// Called with the lock held after every change, so the gauge ends at the last change's value.
